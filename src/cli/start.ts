@@ -1,0 +1,21 @@
+// `portcullis start --config FILE`: load, validate and compile the config, then run the gateway.
+import { parseArgs } from "node:util";
+import { loadConfig } from "../config/load.ts";
+import { Gateway } from "../gateway/gateway.ts";
+import { createLogger } from "../gateway/log.ts";
+import { stopOnSignals } from "./run-gateway.ts";
+import { UsageError } from "./usage.ts";
+
+export async function runStart(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: "string", short: "c" } },
+    strict: true,
+  });
+  if (!values.config) throw new UsageError("start: --config FILE is required");
+  const config = await loadConfig(values.config);
+  const logger = createLogger(config.logLevel);
+  const gateway = await Gateway.start(config, logger);
+  await stopOnSignals(gateway);
+  return 0;
+}

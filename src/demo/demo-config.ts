@@ -1,0 +1,50 @@
+// The demo's portcullis.yaml: written next to the demo PKI with paths relative to itself, so that
+// `portcullis start --config <dir>/portcullis.yaml` runs the same gateway.
+import { stringify } from "yaml";
+import type { ClientAuthMode, ConfigInput } from "../config/schema.ts";
+
+export const DEMO_HOSTS = ["localhost", "127.0.0.1", "mtls.auth.local.com"];
+
+export interface DemoConfigOptions {
+  readonly mode: ClientAuthMode;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly upstream: string;
+}
+
+export function demoConfig(options: DemoConfigOptions): ConfigInput {
+  return {
+    listeners: [
+      {
+        name: "demo",
+        host: "127.0.0.1",
+        port: options.port,
+        clientAuth: options.mode,
+        certificates: [{ cert: "server.crt", key: "server.key" }],
+        trustStores: ["devices"],
+      },
+    ],
+    trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
+    services: [{ name: "echo", targets: [options.upstream] }],
+    routes: [
+      {
+        name: "echo",
+        hosts: DEMO_HOSTS,
+        paths: ["/echo"],
+        service: "echo",
+        auth: { trustStores: ["devices"] },
+      },
+      { name: "public-echo", hosts: DEMO_HOSTS, paths: ["/public/echo"], service: "echo", public: true },
+    ],
+    admin: { host: "127.0.0.1", port: options.adminPort, tokenFile: "admin.token" },
+  };
+}
+
+export function demoConfigYaml(options: DemoConfigOptions): string {
+  return [
+    "# Portcullis demo configuration, written by `portcullis demo` (rewritten on each run).",
+    `# The echo service is the demo's built-in upstream; to run this file with \`portcullis start\`,`,
+    `# start one first with \`portcullis echo --port ${new URL(options.upstream).port}\` or change its target.`,
+    stringify(demoConfig(options)),
+  ].join("\n");
+}

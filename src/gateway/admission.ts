@@ -1,0 +1,37 @@
+// Judges each new TLS connection once, right after the handshake: parses what the client presented and
+// computes the listener-level verdict. In handshake mode a denied connection is closed before any HTTP
+// byte is read; in application mode the verdict only decides which limits the connection gets.
+import type { TLSSocket } from "node:tls";
+import type { CompiledListener } from "../config/compile.ts";
+import { type PresentedChains, readConnectionIdentity } from "../tls/connection-identity.ts";
+import type { ConnectionState } from "../tls/connection-state.ts";
+import type { Authenticator } from "./authenticator.ts";
+import type { Logger } from "./log.ts";
+
+export function admitConnection(
+  socket: TLSSocket,
+  listener: CompiledListener,
+  deps: { authenticator: Authenticator; chains: PresentedChains; logger: Logger },
+): ConnectionState | undefined {
+  const identity = readConnectionIdentity(socket, listener.name, deps.chains);
+  const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
+  if (listener.clientAuth === "off") return state;
+  const verdict = deps.authenticator.decideForConnection(state, listener.policy, new Date());
+  state.authenticated = verdict.allow;
+  if (listener.clientAuth !== "handshake") return state;
+  // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
+  const opensslVerified = !listener.sendCaNames || socket.authorized;
+  if (verdict.allow && opensslVerified) return state;
+  deps.logger.info(
+    {
+      listener: listener.name,
+      reason: verdict.allow ? "untrusted_issuer" : verdict.reason,
+      detail: verdict.allow ? `OpenSSL disagreed: ${socket.authorizationError}` : verdict.detail,
+      sni: identity.sni,
+      fingerprint: identity.leaf?.fingerprint,
+      resumed: identity.resumed,
+    },
+    "connection refused",
+  );
+  return undefined;
+}

@@ -1,0 +1,109 @@
+// The verdict on a connection's certificate for one route's auth policy, and its cheap per-request re-check.
+import type { Certificate } from "./certificate.ts";
+import { certificateLabel } from "./describe.ts";
+import { type PathResult, verifyChain } from "./path-validation.ts";
+import type { AuthPolicy, ConnectionIdentity, Decision, DeviceIdentity, TrustStore } from "./types.ts";
+
+type Deny = Extract<Decision, { allow: false }>;
+type Failure = Extract<PathResult, { ok: false }>;
+
+const DEVICE_URN = "urn:device:";
+
+/** The device id of a SAN URI `urn:device:<id>` (scheme and NID are case-insensitive, RFC 8141). */
+export function deviceIdOf(leaf: Certificate): string | undefined {
+  for (const uri of leaf.sanUris) {
+    if (uri.length > DEVICE_URN.length && uri.slice(0, DEVICE_URN.length).toLowerCase() === DEVICE_URN) {
+      return uri.slice(DEVICE_URN.length);
+    }
+  }
+  return undefined;
+}
+
+function allow(leaf: Certificate, path: readonly Certificate[], store: TrustStore): Decision {
+  let notBefore = leaf.notBefore;
+  let notAfter = leaf.notAfter;
+  for (const cert of path) {
+    if (cert.notBefore > notBefore) notBefore = cert.notBefore;
+    if (cert.notAfter < notAfter) notAfter = cert.notAfter;
+  }
+  const identity: DeviceIdentity = { leaf, path, trustStore: store.name, deviceId: deviceIdOf(leaf) };
+  return { allow: true, identity, notBefore, notAfter };
+}
+
+const deny = (reason: Deny["reason"], detail: string): Deny => ({ allow: false, reason, detail });
+
+/**
+ * Allows when the presented chain validates against one of the policy's trust stores (in order) at
+ * `now`. Otherwise denies with the most specific reason; a chain that only a store of another route
+ * accepts is `ca_not_allowed_for_route` (403: the device is genuine, just not welcome here).
+ */
+export function decide(
+  identity: ConnectionIdentity,
+  policy: AuthPolicy,
+  knownStores: readonly TrustStore[],
+  now: Date,
+): Decision {
+  // A certificate we could not parse is refused even if a leaf came out of it: the engine would
+  // otherwise decide on a chain other than the one the client sent.
+  if (identity.parseError !== undefined) {
+    return deny("bad_certificate", `client certificate could not be parsed: ${identity.parseError}`);
+  }
+  const leaf = identity.leaf;
+  if (leaf === undefined) return deny("no_certificate", "the client sent no certificate");
+
+  let failure: Failure | undefined;
+  let failedStore: TrustStore | undefined;
+  for (const store of policy.trustStores) {
+    const result = verifyChain(leaf, identity.presented, store, now);
+    if (result.ok) return allow(leaf, result.path, store);
+    // Anything beats untrusted_issuer; otherwise the first store, the policy's preferred one, speaks.
+    if (
+      failure === undefined ||
+      (failure.reason === "untrusted_issuer" && result.reason !== "untrusted_issuer")
+    ) {
+      failure = result;
+      failedStore = store;
+    }
+  }
+
+  // A chain that is valid elsewhere in the gateway is a genuine device at the wrong route: say so (403)
+  // rather than call its perfectly good issuer untrusted.
+  for (const store of knownStores) {
+    if (policy.trustStores.some((s) => s === store || s.name === store.name)) continue;
+    if (verifyChain(leaf, identity.presented, store, now).ok) {
+      return deny(
+        "ca_not_allowed_for_route",
+        `certificate ${certificateLabel(leaf)} is issued under trust store "${store.name}", which policy "${policy.id}" does not accept`,
+      );
+    }
+  }
+
+  if (failure === undefined || failedStore === undefined) {
+    return deny("untrusted_issuer", `policy "${policy.id}" accepts no trust store`);
+  }
+  return deny(failure.reason, `${failure.detail} (trust store "${failedStore.name}")`);
+}
+
+/**
+ * Re-checks an allow decision's validity window at `now`, for cached decisions and long-lived
+ * connections. Returns the very same object when nothing changed: this runs on every request.
+ */
+export function recheckValidity(decision: Decision, now: Date): Decision {
+  if (!decision.allow) return decision;
+  const t = now.getTime();
+  if (t >= decision.notBefore.getTime() && t <= decision.notAfter.getTime()) return decision;
+  const { leaf, path, trustStore } = decision.identity;
+  const where = ` (trust store "${trustStore}")`;
+  if (t < decision.notBefore.getTime()) {
+    const cert = [leaf, ...path].find((c) => c.notBefore.getTime() === decision.notBefore.getTime()) ?? leaf;
+    return deny(
+      "certificate_not_yet_valid",
+      `certificate ${certificateLabel(cert)} is not valid before ${decision.notBefore.toISOString()}${where}`,
+    );
+  }
+  const cert = [leaf, ...path].find((c) => c.notAfter.getTime() === decision.notAfter.getTime()) ?? leaf;
+  return deny(
+    "certificate_expired",
+    `certificate ${certificateLabel(cert)} expired at ${decision.notAfter.toISOString()}${where}`,
+  );
+}

@@ -1,0 +1,29 @@
+// Reason codes for every denial, with the HTTP status and the Kong-compatible message each one answers with.
+// Codes are stable strings: extend the table, never rename an entry (docs/reason-codes.md is held to it by a test).
+
+export const REASONS = {
+  no_certificate: { status: 401, message: "No required TLS certificate was sent" },
+  untrusted_issuer: { status: 401, message: "TLS certificate failed verification" },
+  certificate_expired: { status: 401, message: "TLS certificate failed verification" },
+  certificate_not_yet_valid: { status: 401, message: "TLS certificate failed verification" },
+  certificate_revoked: { status: 401, message: "TLS certificate failed verification" },
+  revocation_unknown: { status: 401, message: "TLS certificate failed verification" },
+  wrong_purpose: { status: 401, message: "TLS certificate failed verification" },
+  bad_signature: { status: 401, message: "TLS certificate failed verification" },
+  bad_certificate: { status: 401, message: "TLS certificate failed verification" },
+  chain_too_long: { status: 401, message: "TLS certificate failed verification" },
+  ca_not_allowed_for_route: { status: 403, message: "You cannot consume this service" },
+  subject_not_allowed: { status: 403, message: "You cannot consume this service" },
+  unknown_device: { status: 401, message: "TLS certificate failed verification" },
+  device_suspended: { status: 403, message: "You cannot consume this service" },
+  device_revoked: { status: 403, message: "You cannot consume this service" },
+  device_pending: { status: 403, message: "You cannot consume this service" },
+  group_not_allowed: { status: 403, message: "You cannot consume this service" },
+  sni_host_mismatch: { status: 421, message: "Misdirected Request" },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ReasonCode = keyof typeof REASONS;
+
+export function isReasonCode(value: string): value is ReasonCode {
+  return Object.hasOwn(REASONS, value);
+}

@@ -1,0 +1,73 @@
+// Reads what a client presented on a TLS connection, once per socket. A resumed session carries only the
+// leaf, so the intermediates of the last full handshake of the same leaf are remembered (bounded) and
+// offered again; they are only candidate issuers, trust still comes from the trust stores alone.
+import type { TLSSocket } from "node:tls";
+import {
+  type Certificate,
+  CertificateParseError,
+  chainFingerprint,
+  parseCertificate,
+} from "../identity/certificate.ts";
+import type { ConnectionIdentity } from "../identity/types.ts";
+import { normalizeName } from "../routing/names.ts";
+
+const MAX_REMEMBERED_CHAINS = 10_000;
+
+export class PresentedChains {
+  readonly #byLeaf = new Map<string, readonly Certificate[]>();
+
+  remember(leaf: Certificate, presented: readonly Certificate[]): void {
+    if (presented.length === 0) return;
+    this.#byLeaf.delete(leaf.fingerprint);
+    this.#byLeaf.set(leaf.fingerprint, presented);
+    if (this.#byLeaf.size > MAX_REMEMBERED_CHAINS) {
+      const oldest = this.#byLeaf.keys().next().value;
+      if (oldest !== undefined) this.#byLeaf.delete(oldest);
+    }
+  }
+
+  recall(leaf: Certificate): readonly Certificate[] {
+    return this.#byLeaf.get(leaf.fingerprint) ?? [];
+  }
+}
+
+/** DER of every certificate the peer chain holds, leaf first (Node's detailed peer certificate). */
+function peerChainDer(socket: TLSSocket): Buffer[] {
+  const out: Buffer[] = [];
+  const seen = new Set<string>();
+  let cert = socket.getPeerCertificate(true);
+  while (cert?.raw && !seen.has(cert.fingerprint256)) {
+    seen.add(cert.fingerprint256);
+    out.push(cert.raw);
+    cert = cert.issuerCertificate;
+  }
+  return out;
+}
+
+export function readConnectionIdentity(
+  socket: TLSSocket,
+  listener: string,
+  chains: PresentedChains,
+): ConnectionIdentity {
+  const sni = normalizeName(socket.servername);
+  const resumed = socket.isSessionReused();
+  const base = { sni, listener, resumed };
+  // Never trust `authorized` alone: on some runtimes a resumed TLS 1.3 session without any certificate
+  // reads authorized=true. The presence of a peer certificate is what says one was sent.
+  const leafX509 = socket.getPeerX509Certificate();
+  if (!leafX509) return { ...base, leaf: undefined, presented: [], chainFingerprint: "" };
+  let leaf: Certificate;
+  let presented: Certificate[];
+  try {
+    leaf = parseCertificate(leafX509.raw);
+    presented = peerChainDer(socket)
+      .slice(1)
+      .map((der) => parseCertificate(der));
+  } catch (err) {
+    const parseError = err instanceof CertificateParseError ? err.message : String(err);
+    return { ...base, leaf: undefined, presented: [], chainFingerprint: "", parseError };
+  }
+  if (presented.length === 0) presented = [...chains.recall(leaf)];
+  else chains.remember(leaf, presented);
+  return { ...base, leaf, presented, chainFingerprint: chainFingerprint([leaf, ...presented]) };
+}

@@ -1,0 +1,24 @@
+// What the gateway knows about one TLS connection: the identity parsed once at the handshake, the verdicts
+// already reached on it, and whether it counts as authenticated. Stored on the socket under a symbol, so
+// that HTTP/1.1 (`req.socket`) and HTTP/2 (the session's socket proxy) requests both reach it.
+import type { ConnectionIdentity, Decision } from "../identity/types.ts";
+
+const kState = Symbol("portcullis.connection");
+
+export interface ConnectionState {
+  readonly identity: ConnectionIdentity;
+  /** Verdicts by auth policy id, computed once per connection and chain. */
+  readonly decisions: Map<string, Decision>;
+  /** True once the chain verified against a trust store of the listener. */
+  authenticated: boolean;
+}
+
+type Carrier = { [kState]?: ConnectionState };
+
+export function attachConnectionState(socket: object, state: ConnectionState): void {
+  (socket as Carrier)[kState] = state;
+}
+
+export function connectionStateOf(socket: object | null | undefined): ConnectionState | undefined {
+  return socket ? (socket as Carrier)[kState] : undefined;
+}

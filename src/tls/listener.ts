@@ -1,0 +1,181 @@
+// One listener: an HTTPS server speaking HTTP/2 and HTTP/1.1 (ALPN) with the listener's client-auth mode,
+// SNI contexts, limits for connections without a valid certificate, and a graceful, bounded close.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+} from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import type { CompiledListener } from "../config/compile.ts";
+import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
+import { buildSniSelector } from "./secure-contexts.ts";
+
+export type GatewayRequest = IncomingMessage | Http2ServerRequest;
+export type GatewayResponse = ServerResponse | Http2ServerResponse;
+
+export interface ListenerHooks {
+  /** Judges a new TLS connection; undefined closes it before any HTTP byte is read. */
+  admit(socket: TLSSocket, listener: CompiledListener): ConnectionState | undefined;
+  request(req: GatewayRequest, res: GatewayResponse, listener: CompiledListener): void;
+  /** A handshake that failed (handshake mode: bad or missing certificate). */
+  handshakeFailed(error: Error, socket: TLSSocket, listener: CompiledListener): void;
+}
+
+interface Tracked {
+  inFlight: number;
+  /** Counted against maxUnauthenticatedConnections, with the short idle timeout. */
+  limited: boolean;
+}
+
+export class ListenerServer {
+  readonly listener: CompiledListener;
+  readonly #server: Http2SecureServer;
+  readonly #sockets = new Map<TLSSocket, Tracked>();
+  readonly #sessions = new Set<Http2Session>();
+  #unauthenticated = 0;
+  #draining = false;
+
+  constructor(listener: CompiledListener, hooks: ListenerHooks) {
+    this.listener = listener;
+    const sni = buildSniSelector(listener);
+    const { limits } = listener;
+    this.#server = createSecureServer({
+      ...sni.defaultOptions,
+      SNICallback: sni.SNICallback,
+      ticketKeys: sni.ticketKeys,
+      allowHTTP1: true,
+      requestCert: listener.clientAuth !== "off",
+      rejectUnauthorized: listener.clientAuth === "handshake" && listener.sendCaNames,
+      handshakeTimeout: limits.handshakeTimeout,
+      sessionTimeout: 300,
+      // Node 24 reads the HTTP/1.1 server's timeouts from http1Options (typed with fewer fields).
+      http1Options: {
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: 0,
+        keepAliveTimeout: Math.min(limits.idleTimeout, 5_000),
+        connectionsCheckingInterval: Math.min(limits.headersTimeout, 1_000),
+      } as Record<string, number>,
+      maxSessionMemory: 10,
+      settings: { maxConcurrentStreams: 128 },
+    });
+    this.#server.maxConnections = limits.maxConnections;
+    // Runs before the HTTP layer attaches, so a denied connection never gets an HTTP byte read.
+    this.#server.prependListener("secureConnection", (socket: TLSSocket) => this.#admit(socket, hooks));
+    this.#server.on("tlsClientError", (err: Error, socket: TLSSocket) =>
+      hooks.handshakeFailed(err, socket, listener),
+    );
+    this.#server.on("session", (session: Http2Session) => {
+      this.#sessions.add(session);
+      session.once("close", () => this.#sessions.delete(session));
+      // An HTTP/2 session reads its socket natively, so idleness is measured on the session.
+      const state = connectionStateOf(session.socket);
+      const limited = listener.clientAuth === "application" && !state?.authenticated;
+      session.setTimeout(limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout, () =>
+        session.close(),
+      );
+      if (this.#draining) session.close();
+    });
+    this.#server.on("request", (req: GatewayRequest, res: GatewayResponse) => {
+      const socket = socketOf(req);
+      const tracked = socket ? this.#sockets.get(socket) : undefined;
+      if (tracked) {
+        tracked.inFlight++;
+        res.once("close", () => {
+          tracked.inFlight--;
+          if (this.#draining && tracked.inFlight === 0 && socket && req.httpVersionMajor === 1) socket.end();
+        });
+      }
+      if (this.#draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
+      hooks.request(req, res, listener);
+    });
+  }
+
+  #admit(socket: TLSSocket, hooks: ListenerHooks): void {
+    const state = hooks.admit(socket, this.listener);
+    if (!state) {
+      socket.destroy();
+      return;
+    }
+    const { limits } = this.listener;
+    // Connections without a valid certificate (application mode) reach the HTTP parser: keep them few.
+    const limited = this.listener.clientAuth === "application" && !state.authenticated;
+    if (limited && this.#unauthenticated >= limits.maxUnauthenticatedConnections) {
+      socket.destroy();
+      return;
+    }
+    attachConnectionState(socket, state);
+    const tracked: Tracked = { inFlight: 0, limited };
+    this.#sockets.set(socket, tracked);
+    if (limited) this.#unauthenticated++;
+    if (!isHttp2(socket)) {
+      socket.setTimeout(limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout);
+      socket.on("timeout", () => {
+        if (tracked.inFlight === 0) socket.destroy();
+      });
+    }
+    socket.once("close", () => {
+      this.#sockets.delete(socket);
+      if (tracked.limited) this.#unauthenticated--;
+    });
+  }
+
+  get server(): Http2SecureServer {
+    return this.#server;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo | null)?.port ?? this.listener.port;
+  }
+
+  listen(): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.listener.port, this.listener.host, () => {
+        this.#server.off("error", reject);
+        resolve(this.#server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Closes the connections of one device identity (by leaf fingerprint) at once. */
+  closeConnections(predicate: (socket: TLSSocket) => boolean): number {
+    let closed = 0;
+    for (const socket of this.#sockets.keys()) {
+      if (predicate(socket)) {
+        socket.destroy();
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes what is left. */
+  async close(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const session of this.#sessions) session.close();
+    for (const [socket, tracked] of this.#sockets)
+      if (tracked.inFlight === 0 && !isHttp2(socket)) socket.end();
+    const timer = setTimeout(() => {
+      for (const session of this.#sessions) session.destroy();
+      for (const socket of this.#sockets.keys()) socket.destroy();
+    }, graceMs);
+    timer.unref();
+    await closed;
+    clearTimeout(timer);
+  }
+}
+
+function isHttp2(socket: TLSSocket): boolean {
+  return socket.alpnProtocol === "h2";
+}
+
+/** The TLS socket under a request: itself on HTTP/1.1, the session's socket on HTTP/2. */
+export function socketOf(req: GatewayRequest): TLSSocket | undefined {
+  if ("stream" in req && req.stream) return req.stream.session?.socket as TLSSocket | undefined;
+  return req.socket as TLSSocket;
+}

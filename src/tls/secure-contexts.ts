@@ -1,0 +1,84 @@
+// Server-side TLS settings of a listener and its SNI contexts: one secure context per server certificate,
+// chosen by the normalised SNI name (exact, then one-label wildcard, else the default certificate).
+import { constants, createHash, randomBytes } from "node:crypto";
+import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
+import type { CompiledListener, ServerCertificate } from "../config/compile.ts";
+import { matchesPattern, normalizeName } from "../routing/names.ts";
+
+/** TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are all AEAD. */
+export const AEAD_CIPHERS = [
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");
+
+/**
+ * Whether the handshake lists acceptable CA names and (in handshake mode) lets OpenSSL verify against
+ * them. Node sends every `ca` certificate's name and offers no way to verify without sending them, so
+ * `sendCaNames: false` leaves `ca` out and the identity engine alone decides, right after the handshake.
+ */
+export function caPemFor(listener: CompiledListener): string | undefined {
+  if (listener.clientAuth === "off" || !listener.sendCaNames) return undefined;
+  return listener.trustStores.map((s) => s.pem).join("\n");
+}
+
+/** Session ids and tickets are bound to the listener and its trust: a change of either starts afresh. */
+export function sessionIdContext(listener: CompiledListener): string {
+  const hash = createHash("sha256").update(listener.name).update(listener.clientAuth);
+  for (const store of listener.trustStores) hash.update(store.pem);
+  return hash.digest("hex").slice(0, 32);
+}
+
+export function baseContextOptions(
+  listener: CompiledListener,
+  cert: ServerCertificate,
+): SecureContextOptions {
+  return {
+    key: cert.keyPem,
+    cert: cert.certPem,
+    ca: caPemFor(listener),
+    minVersion: "TLSv1.2",
+    ciphers: AEAD_CIPHERS,
+    honorCipherOrder: true,
+    // Client-initiated renegotiation is refused outright; nothing here ever depends on it.
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION | constants.SSL_OP_CIPHER_SERVER_PREFERENCE,
+    sessionIdContext: sessionIdContext(listener),
+  };
+}
+
+export interface SniSelector {
+  readonly defaultOptions: SecureContextOptions;
+  readonly ticketKeys: Buffer;
+  SNICallback(servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void;
+}
+
+export function buildSniSelector(listener: CompiledListener): SniSelector {
+  const [first] = listener.certificates;
+  if (!first) throw new Error(`listener "${listener.name}" has no server certificate`);
+  const entries = listener.certificates.map((cert) => ({
+    names: cert.names,
+    context: createSecureContext(baseContextOptions(listener, cert)),
+  }));
+  const exact = new Map<string, SecureContext>();
+  for (const e of entries)
+    for (const n of e.names) if (!n.startsWith("*.") && !exact.has(n)) exact.set(n, e.context);
+  const wildcards = entries.flatMap((e) =>
+    e.names.filter((n) => n.startsWith("*.")).map((n) => [n, e.context] as const),
+  );
+  const fallback = entries[0]?.context;
+  return {
+    defaultOptions: baseContextOptions(listener, first),
+    ticketKeys: randomBytes(48),
+    SNICallback(servername, cb) {
+      const name = normalizeName(servername);
+      const context =
+        name === undefined
+          ? fallback
+          : (exact.get(name) ?? wildcards.find(([p]) => matchesPattern(name, p))?.[1] ?? fallback);
+      cb(null, context);
+    },
+  };
+}
