@@ -11,7 +11,7 @@ import { startEchoUpstream } from "../demo/echo-upstream.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
 import { ensureDemoPki } from "../pki/demo-pki.ts";
-import { stopOnSignals } from "./run-gateway.ts";
+import { shutdownSignal, stopOnSignal } from "./run-gateway.ts";
 import { UsageError } from "./usage.ts";
 
 const HOST = "mtls.auth.local.com";
@@ -46,6 +46,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       `demo: --upstream must be a URL such as http://127.0.0.1:3000, got "${values.upstream}"`,
     );
   }
+  const signal = shutdownSignal();
   const dir = resolve(values.dir);
   await ensureDemoPki(dir);
   const echo = values.upstream === undefined ? await startEchoUpstream() : undefined;
@@ -65,7 +66,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   console.log(
     banner({ dir, mode, port: boundPort, adminPort: gateway.adminPort ?? adminPort, upstream, echo: !!echo }),
   );
-  await stopOnSignals(gateway, async () => {
+  await stopOnSignal(gateway, signal, async () => {
     await echo?.close();
   });
   return 0;

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
-import { stopOnSignals } from "./run-gateway.ts";
+import { shutdownSignal, stopOnSignal } from "./run-gateway.ts";
 import { UsageError } from "./usage.ts";
 
 export async function runStart(argv: string[]): Promise<number> {
@@ -13,9 +13,10 @@ export async function runStart(argv: string[]): Promise<number> {
     strict: true,
   });
   if (!values.config) throw new UsageError("start: --config FILE is required");
+  const signal = shutdownSignal();
   const config = await loadConfig(values.config);
   const logger = createLogger(config.logLevel);
   const gateway = await Gateway.start(config, logger);
-  await stopOnSignals(gateway);
+  await stopOnSignal(gateway, signal);
   return 0;
 }

@@ -2,21 +2,22 @@
 // runtime objects. Every failure is one ConfigError listing each problem with its field path.
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { parseDocument } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import { type CompiledConfig, compileConfig } from "./compile.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { type Config, configSchema } from "./schema.ts";
 
 /** Parses and validates config text; `file` names the source in messages. */
 export function parseConfigText(text: string, file: string): Config {
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => ({
-        path: [],
-        message: `YAML ${e.linePos ? `line ${e.linePos[0].line} column ${e.linePos[0].col}` : ""}: ${e.message.split("\n")[0]}`,
-      })),
+      doc.errors.map((e) => {
+        const { line, col } = lineCounter.linePos(e.pos[0]);
+        return { path: [], message: `YAML line ${line} column ${col}: ${e.message.split("\n")[0]}` };
+      }),
     );
   }
   const result = configSchema.safeParse(doc.toJS() ?? {});

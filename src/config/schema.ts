@@ -5,16 +5,19 @@ import { z } from "zod";
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A duration: milliseconds as a number, or a string such as "500ms", "10s", "2m", "1h". */
-export const duration = z.union([
-  z.number().int().nonnegative(),
-  z
-    .string()
-    .regex(/^\d+(ms|s|m|h)$/, 'expected a duration such as "500ms", "10s", "2m" or "1h"')
-    .transform((text) => {
-      const [, value, unit] = /^(\d+)(ms|s|m|h)$/.exec(text) ?? [];
-      return Number(value) * (UNITS[unit ?? "ms"] ?? 1);
-    }),
-]);
+export const duration = z.union(
+  [
+    z.number().int().nonnegative(),
+    z
+      .string()
+      .regex(/^\d+(ms|s|m|h)$/)
+      .transform((text) => {
+        const [, value, unit] = /^(\d+)(ms|s|m|h)$/.exec(text) ?? [];
+        return Number(value) * (UNITS[unit ?? "ms"] ?? 1);
+      }),
+  ],
+  { error: 'expected a duration: milliseconds, or a string such as "500ms", "10s", "2m" or "1h"' },
+);
 
 const name = z
   .string()

@@ -1,7 +1,7 @@
 // Upstream over TLS: the tls.ca / rejectUnauthorized options, and connect timeouts (a handshake that never completes).
 import assert from "node:assert/strict";
 import { createServer as createHttpsServer } from "node:https";
-import { createServer as createNetServer, type Socket } from "node:net";
+import { createServer as createNetServer } from "node:net";
 import { after, test } from "node:test";
 import { request } from "undici";
 import { UPSTREAM_MESSAGES } from "../gateway/respond.ts";
@@ -34,18 +34,7 @@ const credentials = await serverCredentials();
 const tlsTarget = await h.listen(createHttpsServer(credentials, echo), "https");
 
 /** Accepts TCP and never speaks: a TLS handshake against it can only time out. */
-async function silentTlsTarget(): Promise<URL> {
-  const sockets = new Set<Socket>();
-  const server = createNetServer((socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
-  });
-  h.onClose(() => {
-    for (const socket of sockets) socket.destroy();
-  });
-  const url = await h.listen(server, "https");
-  return url;
-}
+const silentTlsTarget = () => h.listen(createNetServer(), "https");
 
 test("an https target is verified against tls.ca", async () => {
   const gateway = await h.startGateway(h.upstream([tlsTarget], { tls: { ca: credentials.cert } }));
@@ -75,7 +64,8 @@ test("a connect timeout is a 504, and is retried on the next target", async () =
   const res = await request(alone, { dispatcher: h.client });
   assert.equal(res.statusCode, 504);
   assert.deepEqual(await res.body.json(), { message: UPSTREAM_MESSAGES.timeout });
-  assert.ok(performance.now() - started < 1500);
+  // undici runs its connect timer on a ~0.5 s clock: late by up to about a second, never unbounded.
+  assert.ok(performance.now() - started < 2000);
 
   const live = await h.startUpstream(echo);
   const withFallback = await h.startGateway(

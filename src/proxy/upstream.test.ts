@@ -4,7 +4,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type { RequestListener } from "node:http";
 import { connect as connectH2, createServer as createH2Server } from "node:http2";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { Readable } from "node:stream";
 import { after, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -93,6 +93,17 @@ test("an upstream that refuses connections answers 502 JSON, with or without a r
     const res = await request(gateway, { dispatcher: client, method: body ? "POST" : "GET", body });
     assert.equal(res.statusCode, 502);
     assert.match(String(res.headers["content-type"]), /application\/json/);
+    assert.deepEqual(await res.body.json(), { message: UPSTREAM_MESSAGES.badGateway });
+  }
+});
+
+test("a reset or a malformed response before headers is a 502", async () => {
+  const reset = await h.startUpstream((req) => req.socket.destroy());
+  const garbage = await h.listen(createNetServer((socket) => socket.end("NOT HTTP AT ALL\r\n\r\n")));
+  for (const target of [reset, garbage]) {
+    const gateway = await h.startGateway(h.upstream([target]));
+    const res = await request(gateway, { dispatcher: client });
+    assert.equal(res.statusCode, 502, target.href);
     assert.deepEqual(await res.body.json(), { message: UPSTREAM_MESSAGES.badGateway });
   }
 });

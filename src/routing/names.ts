@@ -28,6 +28,8 @@ export function normalizeName(raw: string | undefined | null | false): string | 
   if (name.endsWith(".")) name = name.slice(0, -1);
   if (name === "" || name.endsWith(".")) return undefined;
   if (isIP(name) === 4) return name;
+  // domainToASCII parses a URL host and would silently cut "evil.com/x" to "evil.com": refuse such input.
+  if (/[\s/?#@\\%:[\]*<>^|"'`{}]/u.test(name)) return undefined;
   // Wildcards are names in config only; a request's name never holds one.
   const ascii = domainToASCII(name.toLowerCase());
   if (ascii === "" || !/^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(ascii)) return undefined;

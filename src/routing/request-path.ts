@@ -8,7 +8,17 @@ export interface RequestPath {
   readonly query: string;
 }
 
-const FORBIDDEN = /[\u0000-\u0020\u007f\\#]|%(2f|5c|00)/i;
+/** Encoded slash, backslash or NUL: an upstream may decode them into a different path. */
+const FORBIDDEN_ENCODED = /%(2f|5c|00)/i;
+
+/** Control characters, space, DEL, and `#` (never part of a request target). */
+function hasForbiddenCharacter(text: string, allowBackslash: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x23 || (c === 0x5c && !allowBackslash)) return true;
+  }
+  return false;
+}
 
 /** Origin-form targets only; undefined means answer 400. */
 export function normalizeRequestPath(target: string | undefined): RequestPath | undefined {
@@ -16,7 +26,8 @@ export function normalizeRequestPath(target: string | undefined): RequestPath | 
   const q = target.indexOf("?");
   const rawPath = q < 0 ? target : target.slice(0, q);
   const query = q < 0 ? "" : target.slice(q + 1);
-  if (FORBIDDEN.test(rawPath) || /[\u0000-\u0020\u007f#]/.test(query)) return undefined;
+  if (hasForbiddenCharacter(rawPath, false) || FORBIDDEN_ENCODED.test(rawPath)) return undefined;
+  if (hasForbiddenCharacter(query, true)) return undefined;
   const decoded = rawPath.replace(/%2e/gi, ".");
   if (/%(?![0-9a-f]{2})/i.test(decoded)) return undefined;
   return { path: removeDotSegments(decoded), query };

@@ -1,10 +1,9 @@
 // Test helper: real local upstreams and a minimal gateway front around Upstream.forward(), all closed in one call.
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { createServer, type IncomingMessage, type RequestListener, type Server } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import type { Server as HttpsServer } from "node:https";
-import type { AddressInfo, Server as NetServer } from "node:net";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { Agent } from "undici";
 import type { AnyResponse } from "../../gateway/respond.ts";
 import { Upstream, type UpstreamOptions } from "../upstream.ts";
@@ -47,13 +46,19 @@ export class ProxyHarness {
   readonly client = new Agent({ keepAliveTimeout: 1000 });
   #cleanups: (() => unknown)[] = [];
 
-  /** Listens on a random loopback port; the server is torn down (live connections included) by close(). */
+  /** Listens on a random loopback port; the server is torn down, live connections included, by close(). */
   async listen(server: NetServer, scheme: "http" | "https" = "http"): Promise<URL> {
+    const sockets = new Set<Socket>();
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     this.#cleanups.push(() => {
-      if ("closeAllConnections" in server) (server as Server | HttpsServer).closeAllConnections();
-      return new Promise((resolve) => server.close(resolve));
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const socket of sockets) socket.destroy();
+      return closed;
     });
     return new URL(`${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`);
   }

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { stringify } from "yaml";
+import { demoConfig } from "../demo/demo-config.ts";
+import { ensureDemoPki } from "../pki/demo-pki.ts";
+import { ConfigError } from "./errors.ts";
+import { loadConfig, parseConfigText } from "./load.ts";
+import type { ConfigInput } from "./schema.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "portcullis-config-"));
+const base = (): ConfigInput =>
+  structuredClone(demoConfig({ mode: "application", port: 0, adminPort: 0, upstream: "http://127.0.0.1:9" }));
+
+async function compile(config: ConfigInput | string) {
+  const file = join(dir, "portcullis.yaml");
+  writeFileSync(file, typeof config === "string" ? config : stringify(config));
+  return loadConfig(file);
+}
+
+async function problems(config: ConfigInput | string): Promise<string> {
+  try {
+    await compile(config);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    return err.message;
+  }
+  assert.fail("the config was accepted");
+}
+
+describe("config compiler", () => {
+  before(async () => {
+    await ensureDemoPki(dir);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("the demo config compiles into listeners, trust stores, services and routes", async () => {
+    const config = await compile(base());
+    const [listener] = config.listeners;
+    assert.equal(listener?.clientAuth, "application");
+    assert.deepEqual(
+      listener?.trustStores.map((s) => s.name),
+      ["devices"],
+    );
+    assert.deepEqual(listener?.certificates[0]?.names, ["localhost", "mtls.auth.local.com", "127.0.0.1"]);
+    assert.equal(
+      config.routes.find("mtls.auth.local.com", "GET", "/echo")?.route.policy?.trustStores[0]?.name,
+      "devices",
+    );
+    assert.equal(config.routes.find("localhost", "GET", "/public/echo")?.route.policy, undefined);
+    assert.equal(config.services[0]?.connectTimeoutMs, 5000);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  test("a listener's trust stores default to those the routes name", async () => {
+    const config = base();
+    delete config.listeners[0]?.trustStores;
+    assert.deepEqual(
+      (await compile(config)).listeners[0]?.trustStores.map((s) => s.name),
+      ["devices"],
+    );
+  });
+
+  test("unknown keys are errors naming the field path", async () => {
+    const config = base() as Record<string, unknown> & ConfigInput;
+    config.extra = 1;
+    (config.routes[0]?.auth as Record<string, unknown>).trustStore = ["devices"];
+    const message = await problems(config);
+    assert.match(message, /portcullis\.yaml: \(top level\): unknown key\(s\): extra/);
+    assert.match(message, /portcullis\.yaml: routes\[0\]\.auth: unknown key\(s\): trustStore/);
+  });
+
+  test("a missing certificate file is named with its field", async () => {
+    const config = base();
+    const listener = config.listeners[0];
+    if (listener?.certificates[0]) listener.certificates[0].cert = "nope.crt";
+    assert.match(
+      await problems(config),
+      /listeners\[0\]\.certificates\[0\]\.cert: file not found: .*nope\.crt/,
+    );
+  });
+
+  test("a key that does not match its certificate is refused", async () => {
+    const config = base();
+    const listener = config.listeners[0];
+    if (listener?.certificates[0]) listener.certificates[0].key = "device.key";
+    assert.match(
+      await problems(config),
+      /listeners\[0\]\.certificates\[0\]\.key: device\.key: does not match/,
+    );
+  });
+
+  test("a broken CA file stops the load (fail closed)", async () => {
+    writeFileSync(
+      join(dir, "garbage.crt"),
+      "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n",
+    );
+    writeFileSync(join(dir, "empty.crt"), "");
+    for (const file of ["garbage.crt", "empty.crt", "device.crt"]) {
+      const config = base();
+      if (config.trustStores?.[0]) config.trustStores[0].ca = [file];
+      assert.match(await problems(config), /trustStores\[0\]\.ca: /, file);
+    }
+  });
+
+  test("deny by default: a route needs an auth policy or public: true, not both", async () => {
+    const config = base();
+    if (config.routes[0]) delete config.routes[0].auth;
+    assert.match(
+      await problems(config),
+      /routes\[0\]: a route without an auth policy must say `public: true`/,
+    );
+    const both = base();
+    if (both.routes[0]) both.routes[0].public = true;
+    assert.match(await problems(both), /routes\[0\]\.public: a route is either public or has an auth policy/);
+  });
+
+  test("references must resolve: trust stores, services; names must be unique", async () => {
+    const config = base();
+    if (config.routes[0]?.auth) config.routes[0].auth.trustStores = ["fleet"];
+    if (config.routes[1]) config.routes[1].service = "nowhere";
+    config.services.push({ name: "echo", targets: ["http://127.0.0.1:1"] });
+    const message = await problems(config);
+    assert.match(
+      message,
+      /routes\[0\]\.auth\.trustStores\[0\]: unknown trust store "fleet" \(known: devices\)/,
+    );
+    assert.match(message, /routes\[1\]\.service: unknown service "nowhere"/);
+    assert.match(message, /services\[1\]\.name: duplicate name "echo"/);
+  });
+
+  test("durations accept numbers and unit strings, and refuse anything else", () => {
+    const text = (readTimeout: unknown) =>
+      stringify({ ...base(), services: [{ name: "echo", targets: ["http://127.0.0.1:9"], readTimeout }] });
+    assert.equal(parseConfigText(text("2m"), "f.yaml").services[0]?.readTimeout, 120_000);
+    assert.equal(parseConfigText(text("500ms"), "f.yaml").services[0]?.readTimeout, 500);
+    assert.equal(parseConfigText(text(250), "f.yaml").services[0]?.readTimeout, 250);
+    assert.throws(() => parseConfigText(text("5 seconds"), "f.yaml"), /services\[0\]\.readTimeout/);
+  });
+
+  test("invalid YAML reports where", async () => {
+    assert.match(await problems("listeners:\n  - name: a\n   bad: [\n"), /YAML line \d+ column \d+/);
+  });
+
+  test("hosts must be valid names; clientAuth needs a trust store", async () => {
+    const config = base();
+    if (config.routes[0]) config.routes[0].hosts = ["evil.com/x"];
+    assert.match(await problems(config), /routes\[0\]\.hosts\[0\]: not a valid host name/);
+    const noStores = base();
+    noStores.routes = [{ name: "p", paths: ["/"], service: "echo", public: true }];
+    if (noStores.listeners[0]) delete noStores.listeners[0].trustStores;
+    assert.match(
+      await problems(noStores),
+      /listeners\[0\]\.clientAuth: clientAuth "application" needs a trust store/,
+    );
+  });
+});

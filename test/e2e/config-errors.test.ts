@@ -1,0 +1,251 @@
+// A bad config stops `portcullis start` with exit code 2 and a message naming the file and the field path
+// (fail closed: nothing is served). CLI usage errors exit 2 as well.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { stringify } from "yaml";
+import type { ConfigInput } from "../../src/config/schema.ts";
+import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
+import { runCli, startGateway, tempDir } from "../helpers/gateway-process.ts";
+
+/** A valid config (paths relative to the config file's directory). */
+function baseConfig(): ConfigInput {
+  return {
+    listeners: [
+      {
+        name: "main",
+        port: 0,
+        clientAuth: "application",
+        certificates: [{ cert: "server.crt", key: "server.key" }],
+      },
+    ],
+    trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
+    services: [{ name: "echo", targets: ["http://127.0.0.1:9"] }],
+    routes: [
+      { name: "echo", paths: ["/echo"], service: "echo", auth: { trustStores: ["devices"] } },
+      { name: "public", paths: ["/public"], service: "echo", public: true },
+    ],
+  };
+}
+
+describe("config errors stop start-up with exit code 2", () => {
+  const tmp = tempDir();
+  let counter = 0;
+
+  /** Writes `text` (or the YAML of a config) to a fresh file next to the PKI and runs `start` on it. */
+  async function startWith(content: string | Record<string, unknown>) {
+    const file = join(tmp.dir, `config-${++counter}.yaml`);
+    writeFileSync(file, typeof content === "string" ? content : stringify(content));
+    const result = await runCli(["start", "--config", file]);
+    return { ...result, file };
+  }
+
+  async function expectProblem(content: string | Record<string, unknown>, ...expected: (string | RegExp)[]) {
+    const { code, stdout, stderr, file } = await startWith(content);
+    assert.equal(code, 2, `exit code\nstdout: ${stdout}\nstderr: ${stderr}`);
+    assert.ok(stderr.includes(file), `stderr names the file ${file}:\n${stderr}`);
+    for (const want of expected) {
+      if (typeof want === "string") assert.ok(stderr.includes(want), `stderr mentions ${want}:\n${stderr}`);
+      else assert.match(stderr, want);
+    }
+    assert.doesNotMatch(stderr, /^\s+at /m, "a config error is not a stack trace");
+    assert.doesNotMatch(stdout, /"listening"/, "nothing was served");
+    return stderr;
+  }
+
+  const mutated = (edit: (c: ConfigInput & Record<string, unknown>) => void): Record<string, unknown> => {
+    const config = baseConfig() as ConfigInput & Record<string, unknown>;
+    edit(config);
+    return config;
+  };
+
+  before(async () => {
+    await ensureDemoPki(tmp.dir);
+  });
+  after(() => tmp.cleanup());
+
+  test("the base config of these tests is valid: the gateway starts on it", async () => {
+    const dir = tempDir();
+    try {
+      await ensureDemoPki(dir.dir);
+      const gw = await startGateway(dir.dir, baseConfig());
+      assert.ok((gw.ports.main ?? 0) > 0);
+      assert.equal(await gw.stop(), 0);
+    } finally {
+      dir.cleanup();
+    }
+  });
+
+  test("an unknown top-level key is named", async () => {
+    await expectProblem(
+      mutated((c) => {
+        c.listner = [];
+      }),
+      "(top level)",
+      "listner",
+    );
+  });
+
+  test("a typo in a nested key names its path: routes[0].auth.trustStore", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const route = c.routes[0];
+        if (route) route.auth = { trustStore: ["devices"] } as unknown as { trustStores: string[] };
+      }),
+      "routes[0].auth",
+      "trustStore",
+    );
+  });
+
+  test("a missing server certificate file is named with its field path", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const cert = c.listeners[0]?.certificates[0];
+        if (cert) cert.cert = "no-such-server.crt";
+      }),
+      "listeners[0].certificates[0].cert",
+      "file not found",
+      "no-such-server.crt",
+    );
+  });
+
+  test("a CA file without any certificate fails closed: trustStores[0].ca", async () => {
+    writeFileSync(join(tmp.dir, "garbage-ca.pem"), "this is not a certificate\n");
+    await expectProblem(
+      mutated((c) => {
+        const store = c.trustStores?.[0];
+        if (store) store.ca = ["garbage-ca.pem"];
+      }),
+      "trustStores[0].ca",
+    );
+  });
+
+  test("a CA file with a corrupt PEM block fails closed: trustStores[0].ca", async () => {
+    writeFileSync(
+      join(tmp.dir, "corrupt-ca.pem"),
+      "-----BEGIN CERTIFICATE-----\nTm90IGEgY2VydGlmaWNhdGUgYXQgYWxs\n-----END CERTIFICATE-----\n",
+    );
+    await expectProblem(
+      mutated((c) => {
+        const store = c.trustStores?.[0];
+        if (store) store.ca = ["ca-chain.crt", "corrupt-ca.pem"];
+      }),
+      "trustStores[0].ca",
+    );
+  });
+
+  test("a key that does not match the certificate is named", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const cert = c.listeners[0]?.certificates[0];
+        if (cert) cert.key = "device.key";
+      }),
+      "listeners[0].certificates[0].key",
+      "does not match",
+    );
+  });
+
+  test("a route with neither auth nor `public: true` is refused (deny by default)", async () => {
+    await expectProblem(
+      mutated((c) => {
+        c.routes.push({ name: "forgotten", paths: ["/forgotten"], service: "echo" });
+      }),
+      "routes[2]",
+      "public: true",
+    );
+  });
+
+  test("a route naming an unknown trust store is refused", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const route = c.routes[0];
+        if (route) route.auth = { trustStores: ["devicez"] };
+      }),
+      "routes[0].auth.trustStores[0]",
+      "devicez",
+    );
+  });
+
+  test("a route naming an unknown service is refused", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const route = c.routes[1];
+        if (route) route.service = "ecko";
+      }),
+      "routes[1].service",
+      "ecko",
+    );
+  });
+
+  test("invalid YAML is reported with its line", async () => {
+    const yaml = [
+      "listeners:",
+      "  - name: main",
+      "    port: 0",
+      "    clientAuth: application",
+      "   certificates: [{ cert: server.crt, key: server.key }]",
+      "services: []",
+    ].join("\n");
+    await expectProblem(yaml, /YAML\b.*\bline \d+/);
+  });
+
+  test('a duration typo ("5 seconds") names the field and what a duration looks like', async () => {
+    const stderr = await expectProblem(
+      mutated((c) => {
+        const service = c.services[0];
+        if (service) service.readTimeout = "5 seconds";
+      }),
+      "services[0].readTimeout",
+    );
+    assert.match(stderr, /duration|"500ms"|"10s"/, `the message says what was expected:\n${stderr}`);
+  });
+});
+
+describe("CLI usage errors exit with code 2", () => {
+  test("`portcullis start` without --config", async () => {
+    const r = await runCli(["start"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--config/);
+  });
+
+  test("`portcullis start --config` on a file that does not exist", async () => {
+    const tmp = tempDir();
+    try {
+      const file = join(tmp.dir, "missing.yaml");
+      const r = await runCli(["start", "--config", file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(r.stderr.includes(file), r.stderr);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  test("an unknown command", async () => {
+    const r = await runCli(["frobnicate"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /frobnicate/);
+  });
+
+  test("`portcullis demo --mode bogus`", async () => {
+    const tmp = tempDir();
+    try {
+      const r = await runCli([
+        "demo",
+        "--mode",
+        "bogus",
+        "--dir",
+        tmp.dir,
+        "--port",
+        "0",
+        "--admin-port",
+        "0",
+      ]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /bogus/);
+      assert.doesNotMatch(r.stdout, /Press Ctrl-C/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});

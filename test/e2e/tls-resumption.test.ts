@@ -1,0 +1,183 @@
+// Session resumption must never carry an old verdict (DESIGN.md pitfall table; node20-tls-findings §4).
+// Each case captures a real session with Node's tls client, offers it again, and asserts that the
+// second connection really resumed (`isSessionReused()`) before judging the answer, so that a test
+// cannot pass merely because resumption silently stopped happening. The cross-SNI cases accept either
+// outcome the design allows: no resumption, or a denial; never B's identity on host A's route.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import type { SecureVersion } from "node:tls";
+import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
+import { type HelloRelay, offersSession, retargetSession, startHelloRelay } from "../helpers/client-hello.ts";
+import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
+import { createTlsFixtures, HOST_A, HOST_B, pem, type TlsFixtures } from "../helpers/tls-fixtures.ts";
+import { lastSession, type TlsHttpOptions, type TlsHttpResult, tlsHttp } from "../helpers/tls-http.ts";
+
+const VERSIONS: readonly SecureVersion[] = ["TLSv1.3", "TLSv1.2"];
+
+interface Echoed {
+  path: string;
+  headers: Record<string, string>;
+}
+
+function describeResult(r: TlsHttpResult): string {
+  return `reused=${r.reused} protocol=${r.protocol} status=${r.http?.status} body=${r.http?.body} error=${r.error?.message}`;
+}
+
+describe("TLS session resumption (application mode)", () => {
+  const tmp = tempDir();
+  let fx: TlsFixtures;
+  let echo: EchoUpstream;
+  let gw: GatewayProcess;
+  let port = 0;
+  let relay: HelloRelay;
+  const device = () => ({ cert: pem(tmp.dir, "device.crt"), key: pem(tmp.dir, "device.key") });
+  const expired = () => ({
+    cert: pem(tmp.dir, "expired-device.crt"),
+    key: pem(tmp.dir, "expired-device.key"),
+  });
+  const deviceB = () => ({ cert: pem(tmp.dir, fx.deviceB.cert), key: pem(tmp.dir, fx.deviceB.key) });
+
+  before(async () => {
+    fx = await createTlsFixtures(tmp.dir);
+    echo = await startEchoUpstream();
+    gw = await startGateway(tmp.dir, {
+      listeners: [
+        {
+          name: "app",
+          port: 0,
+          clientAuth: "application",
+          certificates: [
+            { cert: "server.crt", key: "server.key" },
+            { cert: fx.otherServer.cert, key: fx.otherServer.key },
+          ],
+        },
+      ],
+      trustStores: [
+        { name: "devices", ca: ["ca-chain.crt"] },
+        { name: "devices-b", ca: [fx.caB] },
+      ],
+      services: [{ name: "echo", targets: [echo.url] }],
+      routes: [
+        { name: "a", hosts: [HOST_A, "127.0.0.1"], paths: ["/echo"], service: "echo", auth: { trustStores: ["devices"] } },
+        {
+          name: "b",
+          hosts: [HOST_B],
+          paths: ["/echo"],
+          service: "echo",
+          auth: { trustStores: ["devices-b"] },
+        },
+      ],
+    });
+    port = gw.ports.app ?? 0;
+    relay = await startHelloRelay(port);
+  });
+
+  after(async () => {
+    await relay?.close();
+    await gw?.stop();
+    await echo?.close();
+    tmp.cleanup();
+  });
+
+  /** A full handshake, then a second connection offering its session: both results. */
+  async function twice(
+    first: Omit<TlsHttpOptions, "port">,
+    second: Omit<TlsHttpOptions, "port" | "session">,
+  ) {
+    const a = await tlsHttp({ port, ...first });
+    assert.equal(a.reused, false, "the first connection is a full handshake");
+    const b = await tlsHttp({ port, ...second, session: lastSession(a) });
+    return { a, b };
+  }
+
+  for (const version of VERSIONS) {
+    const pinned = { maxVersion: version, minVersion: version };
+    // Without SNI (IP host): what is re-evaluated on resumption is the certificate alone.
+    const noSni = { ...pinned, host: "127.0.0.1" };
+
+    test(`${version}: a session made without a certificate, resumed without one, still gets 401 no_certificate`, async () => {
+      const { a, b } = await twice(noSni, noSni);
+      assert.equal(a.http?.status, 401, describeResult(a));
+      assert.equal(b.reused, true, `the session must really be resumed: ${describeResult(b)}`);
+      assert.equal(b.protocol, version);
+      assert.equal(b.http?.status, 401, describeResult(b));
+      assert.deepEqual(JSON.parse(b.http?.body ?? "{}"), {
+        message: "No required TLS certificate was sent",
+        reason: "no_certificate",
+      });
+    });
+
+    test(`${version}: a session made with the device certificate resumes with its identity re-evaluated`, async () => {
+      const opts = { ...noSni, ...device() };
+      const { a, b } = await twice(opts, opts);
+      assert.equal(a.http?.status, 200, describeResult(a));
+      assert.equal(b.reused, true, `the session must really be resumed: ${describeResult(b)}`);
+      assert.equal(b.http?.status, 200, describeResult(b));
+      const echoed = JSON.parse(b.http?.body ?? "{}") as Echoed;
+      assert.equal(echoed.path, "/echo");
+      assert.equal(echoed.headers["x-device-id"], "device-001");
+      assert.match(
+        echoed.headers["x-forwarded-client-cert"] ?? "",
+        /^Hash=[0-9a-f]{64};Subject="CN=device-001";URI=urn:device:device-001$/,
+      );
+    });
+
+    test(`${version}: a device session resumed under the same SNI keeps its SNI binding and gets 200`, async () => {
+      const opts = { ...pinned, servername: HOST_A, ...device() };
+      const { a, b } = await twice(opts, opts);
+      assert.equal(a.http?.status, 200, describeResult(a));
+      assert.equal(b.reused, true, `the session must really be resumed: ${describeResult(b)}`);
+      assert.equal(b.http?.status, 200, describeResult(b));
+      assert.equal((JSON.parse(b.http?.body ?? "{}") as Echoed).headers["x-device-id"], "device-001");
+    });
+
+    test(`${version}: a session made with the expired device certificate resumed still gets 401 certificate_expired`, async () => {
+      const opts = { ...noSni, ...expired() };
+      const { a, b } = await twice(opts, opts);
+      assert.equal(a.http?.status, 401, describeResult(a));
+      assert.equal(b.reused, true, `the session must really be resumed: ${describeResult(b)}`);
+      assert.equal(b.http?.status, 401, describeResult(b));
+      assert.deepEqual(JSON.parse(b.http?.body ?? "{}"), {
+        message: "TLS certificate failed verification",
+        reason: "certificate_expired",
+      });
+    });
+
+    test(`${version}: a session verified under SNI ${HOST_B} never reaches ${HOST_A}'s route with B's identity`, async (t) => {
+      const a = await tlsHttp({ port, ...pinned, servername: HOST_B, ...deviceB() });
+      assert.equal(a.http?.status, 200, `device B is admitted on host B: ${describeResult(a)}`);
+      assert.equal((JSON.parse(a.http?.body ?? "{}") as Echoed).headers["x-device-id"], "device-b");
+      // Node clients never offer a session under another SNI; retarget it so that this one does.
+      const session = retargetSession(lastSession(a), HOST_B, HOST_A);
+      for (const withCert of [false, true]) {
+        const b = await tlsHttp({
+          port: relay.port,
+          ...pinned,
+          servername: HOST_A,
+          session,
+          ...(withCert ? deviceB() : {}),
+        });
+        const label = `${withCert ? "with" : "without"} B's certificate: ${describeResult(b)}`;
+        t.diagnostic(label);
+        const hello = relay.hellos.at(-1);
+        assert.ok(hello && offersSession(hello), `the client must offer B's session under SNI A (${label})`);
+        assert.ok(b.secureConnected, label);
+        const status = b.http?.status ?? 0;
+        assert.ok([401, 403, 421].includes(status), `B's session or certificate on host A is denied: ${label}`);
+        if (!b.reused && !withCert) {
+          assert.equal((JSON.parse(b.http?.body ?? "{}") as { reason?: string }).reason, "no_certificate");
+        }
+        assert.doesNotMatch(b.http?.body ?? "", /device-b/);
+      }
+    });
+
+    test(`${version}: SNI ${HOST_A} with Host ${HOST_B} on one connection gets 421`, async () => {
+      const r = await tlsHttp({ port, ...pinned, servername: HOST_A, host: HOST_B, ...deviceB() });
+      assert.equal(r.http?.status, 421, describeResult(r));
+      assert.deepEqual(JSON.parse(r.http?.body ?? "{}"), {
+        message: "Misdirected Request",
+        reason: "sni_host_mismatch",
+      });
+    });
+  }
+});
