@@ -5,15 +5,16 @@ import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
 import { type PresentedChains, readConnectionIdentity } from "../tls/connection-identity.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
+import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
 import type { Logger } from "./log.ts";
 
 export function admitConnection(
   socket: TLSSocket,
   listener: CompiledListener,
-  deps: { authenticator: Authenticator; chains: PresentedChains; logger: Logger },
+  deps: { authenticator: Authenticator; chains: PresentedChains; sessionNames: SessionNames; logger: Logger },
 ): ConnectionState | undefined {
-  const identity = readConnectionIdentity(socket, listener.name, deps.chains);
+  const identity = readConnectionIdentity(socket, listener.name, deps.chains, deps.sessionNames);
   const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
   if (listener.clientAuth === "off") return state;
   const verdict = deps.authenticator.decideForConnection(state, listener.policy, new Date());

@@ -7,6 +7,8 @@ import { Upstream } from "../proxy/upstream.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
 import { ListenerServer } from "../tls/listener.ts";
 import { reasonForHandshakeError } from "../tls/openssl-reasons.ts";
+import { SESSION_TIMEOUT_S } from "../tls/secure-contexts.ts";
+import { SessionNames } from "../tls/session-names.ts";
 import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
 import type { Logger } from "./log.ts";
@@ -52,10 +54,11 @@ export class Gateway {
     for (const service of config.services) this.#upstreams.set(service.name, new Upstream(service));
     const authenticator = new Authenticator(config.trustStores);
     const chains = new PresentedChains();
+    const sessionNames = new SessionNames(SESSION_TIMEOUT_S * 1000);
     const deps = { config, upstreams: this.#upstreams, authenticator, logger };
     for (const listener of config.listeners) {
       const server = new ListenerServer(listener, {
-        admit: (socket) => admitConnection(socket, listener, { authenticator, chains, logger }),
+        admit: (socket) => admitConnection(socket, listener, { authenticator, chains, sessionNames, logger }),
         request: (req, res) => handleRequest(deps, req, res, listener),
         handshakeFailed: (error, socket) => {
           const reason = reasonForHandshakeError(error, socket.authorizationError);

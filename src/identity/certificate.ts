@@ -132,7 +132,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
       isCA: bc?.ca ?? false,
       pathLength: bc?.pathLength,
       keyUsage,
-      extKeyUsage: eku ? eku.usages.map(String) : undefined,
+      extKeyUsage: eku ? Array.from(eku.usages, String) : undefined,
       sanDns: sanOf("dns"),
       sanUris: sanOf("url"),
       sanEmails: sanOf("email"),

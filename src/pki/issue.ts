@@ -34,7 +34,10 @@ export interface ValidityOptions {
 }
 
 export interface CaOptions extends ValidityOptions {
-  /** A distinguished name ("CN=Example Root CA, O=Example") or its JSON form. */
+  /**
+   * A distinguished name in encoding order, most general RDN first ("O=Example, CN=Example Root CA", as
+   * OpenSSL's -subj), or its JSON form ([{ CN: ["Example Root CA"] }]).
+   */
   subject: string | x509.JsonName;
 }
 

@@ -10,6 +10,7 @@ import {
 } from "../identity/certificate.ts";
 import type { ConnectionIdentity } from "../identity/types.ts";
 import { normalizeName } from "../routing/names.ts";
+import type { SessionNames } from "./session-names.ts";
 
 const MAX_REMEMBERED_CHAINS = 10_000;
 
@@ -48,8 +49,9 @@ export function readConnectionIdentity(
   socket: TLSSocket,
   listener: string,
   chains: PresentedChains,
+  sessionNames: SessionNames,
 ): ConnectionIdentity {
-  const sni = normalizeName(socket.servername);
+  const sni = sessionNames.resolve(socket, normalizeName(socket.servername));
   const resumed = socket.isSessionReused();
   const base = { sni, listener, resumed };
   // Never trust `authorized` alone: on some runtimes a resumed TLS 1.3 session without any certificate

@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
-import { buildSniSelector } from "./secure-contexts.ts";
+import { buildSniSelector, SESSION_TIMEOUT_S } from "./secure-contexts.ts";
 
 export type GatewayRequest = IncomingMessage | Http2ServerRequest;
 export type GatewayResponse = ServerResponse | Http2ServerResponse;
@@ -51,7 +51,7 @@ export class ListenerServer {
       requestCert: listener.clientAuth !== "off",
       rejectUnauthorized: listener.clientAuth === "handshake" && listener.sendCaNames,
       handshakeTimeout: limits.handshakeTimeout,
-      sessionTimeout: 300,
+      sessionTimeout: SESSION_TIMEOUT_S,
       // Node 24 reads the HTTP/1.1 server's timeouts from http1Options (typed with fewer fields).
       http1Options: {
         headersTimeout: limits.headersTimeout,

@@ -25,7 +25,14 @@ export function caPemFor(listener: CompiledListener): string | undefined {
   return listener.trustStores.map((s) => s.pem).join("\n");
 }
 
-/** Session ids and tickets are bound to the listener and its trust: a change of either starts afresh. */
+/** Lifetime of a TLS session (ticket), in seconds. */
+export const SESSION_TIMEOUT_S = 300;
+
+/**
+ * Sessions are bound to the listener and its trust: a change of either starts afresh. (OpenSSL decides
+ * on resumption before the SNI context switch, so a per-name context would not bind a session to its
+ * name; the SNI binding of resumed sessions is enforced by the gateway itself, see session-names.ts.)
+ */
 export function sessionIdContext(listener: CompiledListener): string {
   const hash = createHash("sha256").update(listener.name).update(listener.clientAuth);
   for (const store of listener.trustStores) hash.update(store.pem);
@@ -63,11 +70,16 @@ export function buildSniSelector(listener: CompiledListener): SniSelector {
     context: createSecureContext(baseContextOptions(listener, cert)),
   }));
   const exact = new Map<string, SecureContext>();
-  for (const e of entries)
-    for (const n of e.names) if (!n.startsWith("*.") && !exact.has(n)) exact.set(n, e.context);
-  const wildcards = entries.flatMap((e) =>
-    e.names.filter((n) => n.startsWith("*.")).map((n) => [n, e.context] as const),
-  );
+  const wildcards: [string, SecureContext][] = [];
+  for (const { names, context } of entries) {
+    for (const name of names) {
+      if (!name.startsWith("*.")) {
+        if (!exact.has(name)) exact.set(name, context);
+      } else if (!wildcards.some(([p]) => p === name)) {
+        wildcards.push([name, context]);
+      }
+    }
+  }
   const fallback = entries[0]?.context;
   return {
     defaultOptions: baseContextOptions(listener, first),

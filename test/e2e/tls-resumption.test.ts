@@ -1,8 +1,12 @@
 // Session resumption must never carry an old verdict (DESIGN.md pitfall table; node20-tls-findings §4).
 // Each case captures a real session with Node's tls client, offers it again, and asserts that the
 // second connection really resumed (`isSessionReused()`) before judging the answer, so that a test
-// cannot pass merely because resumption silently stopped happening. The cross-SNI cases accept either
-// outcome the design allows: no resumption, or a denial; never B's identity on host A's route.
+// cannot pass merely because resumption silently stopped happening. The re-evaluation cases run without
+// SNI (IP host) so that they judge the certificate alone; a separate case checks that a resumed session
+// keeps its SNI binding. Cross-SNI: Node's client never offers a session under another SNI (which is why
+// the hole "no longer reproduces" with a plain client), so the session is retargeted and a relay checks
+// that the ClientHello really offered it; the gateway may then refuse to resume or deny the request,
+// but B's identity must never reach host A's route.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { SecureVersion } from "node:tls";
@@ -58,7 +62,13 @@ describe("TLS session resumption (application mode)", () => {
       ],
       services: [{ name: "echo", targets: [echo.url] }],
       routes: [
-        { name: "a", hosts: [HOST_A, "127.0.0.1"], paths: ["/echo"], service: "echo", auth: { trustStores: ["devices"] } },
+        {
+          name: "a",
+          hosts: [HOST_A, "127.0.0.1"],
+          paths: ["/echo"],
+          service: "echo",
+          auth: { trustStores: ["devices"] },
+        },
         {
           name: "b",
           hosts: [HOST_B],
@@ -163,7 +173,10 @@ describe("TLS session resumption (application mode)", () => {
         assert.ok(hello && offersSession(hello), `the client must offer B's session under SNI A (${label})`);
         assert.ok(b.secureConnected, label);
         const status = b.http?.status ?? 0;
-        assert.ok([401, 403, 421].includes(status), `B's session or certificate on host A is denied: ${label}`);
+        assert.ok(
+          [401, 403, 421].includes(status),
+          `B's session or certificate on host A is denied: ${label}`,
+        );
         if (!b.reused && !withCert) {
           assert.equal((JSON.parse(b.http?.body ?? "{}") as { reason?: string }).reason, "no_certificate");
         }

@@ -1,5 +1,5 @@
 // Extra certificates for TLS end-to-end tests, next to the demo PKI in one directory:
-// a second server certificate (other.test), a second trust domain (its own root + intermediate and a
+// two more server certificates (HOST_B, FALLBACK_HOST), a second trust domain (its own root + intermediate and a
 // device under it), and two devices that only the identity engine can tell apart from good ones.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,11 +13,14 @@ import { initPki, issueToFiles, loadPki } from "../../src/pki/store.ts";
 
 export const HOST_A = "mtls.auth.local.com";
 export const HOST_B = "tenant-b.local.test";
+export const FALLBACK_HOST = "fallback.test";
 
 export interface TlsFixtures {
   readonly demo: DemoPki;
   /** Server certificate for HOST_B only, issued by the demo intermediate (file names relative to dir). */
   readonly otherServer: { cert: string; key: string };
+  /** Server certificate for FALLBACK_HOST only, issued by the demo intermediate. */
+  readonly fallbackServer: { cert: string; key: string };
   /** CA bundle of the second trust domain (intermediate + root), relative to dir. */
   readonly caB: string;
   /** Device `device-b` under the second trust domain (leaf + intermediate), relative to dir. */
@@ -76,6 +79,7 @@ export async function createTlsFixtures(dir: string): Promise<TlsFixtures> {
   const demo = await ensureDemoPki(dir);
   const pkiA = await loadPki(demo.pkiDir);
   await issueToFiles(pkiA, { kind: "server", names: [HOST_B] }, { out: join(dir, "other-server") });
+  await issueToFiles(pkiA, { kind: "server", names: [FALLBACK_HOST] }, { out: join(dir, "fallback-server") });
   const pkiB = await initPki(join(dir, "pki-b"), { name: "Tenant B Root CA" });
   await issueToFiles(pkiB, { kind: "device", deviceId: "device-b" }, { out: join(dir, "device-b") });
   const serverAuthDevice = await issueOddLeaf(dir, "serverauth-device", pkiA.intermediate, {
@@ -89,6 +93,7 @@ export async function createTlsFixtures(dir: string): Promise<TlsFixtures> {
   return {
     demo,
     otherServer: { cert: "other-server.crt", key: "other-server.key" },
+    fallbackServer: { cert: "fallback-server.crt", key: "fallback-server.key" },
     caB: "pki-b/ca-chain.crt",
     deviceB: { cert: "device-b.crt", key: "device-b.key" },
     serverAuthDevice,

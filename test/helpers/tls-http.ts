@@ -20,7 +20,7 @@ export interface TlsHttpOptions {
   readonly maxVersion?: SecureVersion;
   readonly alpn?: readonly string[];
   readonly ciphers?: string;
-  /** Write no request: only do the handshake and wait for the server to close. */
+  /** Write no request: only do the handshake, then close. */
   readonly noRequest?: boolean;
   readonly timeoutMs?: number;
 }
@@ -126,7 +126,10 @@ export function tlsHttp(options: TlsHttpOptions): Promise<TlsHttpResult> {
       protocol = socket.getProtocol();
       alpn = socket.alpnProtocol;
       serverCert = socket.getPeerCertificate();
-      if (options.noRequest) return;
+      if (options.noRequest) {
+        socket.end();
+        return;
+      }
       const host = options.host ?? options.servername ?? "127.0.0.1";
       socket.write(`GET ${options.path ?? "/echo"} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
     });
