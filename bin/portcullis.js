@@ -13,10 +13,14 @@ if (major >= 24) {
   try {
     pinned = require.resolve("node/bin/node");
   } catch {
-    console.error(`portcullis needs Node.js 24; this is ${process.version} and the pinned runtime is missing (run npm install)`);
+    console.error(
+      `portcullis needs Node.js 24; this is ${process.version} and the pinned runtime is missing (run npm install)`,
+    );
     process.exit(2);
   }
-  const child = spawn(pinned, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], { stdio: "inherit" });
+  const child = spawn(pinned, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], {
+    stdio: "inherit",
+  });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
   child.on("exit", (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }
