@@ -1,10 +1,13 @@
 // The `portcullis` command line: dispatches to a subcommand and turns user errors into exit code 2.
+import { createRequire } from "node:module";
 import { ConfigError } from "../config/errors.ts";
 import { runDemo } from "./demo.ts";
 import { runEcho } from "./echo.ts";
 import { runPki } from "./pki.ts";
 import { runStart } from "./start.ts";
 import { USAGE, UsageError } from "./usage.ts";
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   demo: runDemo,
@@ -18,6 +21,12 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
+  }
+  if (command === "version" || command === "--version" || command === "-v") {
+    process.stdout.write(
+      `portcullis ${version} (node ${process.version}, openssl ${process.versions.openssl})\n`,
+    );
+    return 0;
   }
   const run = COMMANDS[command];
   if (!run) throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);

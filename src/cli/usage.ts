@@ -13,5 +13,6 @@ Commands:
                           run the demo's echo upstream on its own
   pki init|issue|revoke|crl ...
                           manage a small PKI (portcullis pki --help)
+  version                 the version, and the Node.js and OpenSSL it runs on
   help                    this text
 `;

@@ -1,0 +1,91 @@
+// The demo and CLI contracts of DESIGN.md: the pinned runtime, the admin listener behind its token,
+// --upstream, and a demo directory that is reused as it is.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { curl } from "../helpers/clients.ts";
+import { type GatewayProcess, ROOT, runCli, startDemo, tempDir } from "../helpers/gateway-process.ts";
+
+describe("portcullis CLI runtime", () => {
+  test("the CLI runs on the pinned Node.js 24", async () => {
+    const r = await runCli(["version"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^portcullis \d+\.\d+\.\d+ \(node v24\./);
+  });
+
+  test("started by an older system node, the launcher re-executes on the pinned Node.js 24", async (t) => {
+    const systemNode = ["/usr/bin/node", "/usr/local/bin/node"].find((p) => existsSync(p));
+    if (!systemNode) {
+      t.skip("no system node on this machine");
+      return;
+    }
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(systemNode, [join(ROOT, "bin", "portcullis.js"), "version"], (err, stdout) =>
+        err ? reject(err) : resolve(stdout),
+      ),
+    );
+    assert.match(out, /\(node v24\./);
+  });
+});
+
+describe("portcullis demo with --upstream, admin API and a reused directory", () => {
+  const tmp = tempDir();
+  const upstream = createServer((req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ from: "custom-upstream", path: req.url, device: req.headers["x-device-id"] }));
+  });
+  let gw: GatewayProcess;
+  let firstToken = "";
+  let firstDevice = "";
+
+  before(async () => {
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const { port } = upstream.address() as AddressInfo;
+    gw = await startDemo(tmp.dir);
+    firstToken = readFileSync(join(tmp.dir, "admin.token"), "utf8");
+    firstDevice = readFileSync(join(tmp.dir, "device.crt"), "utf8");
+    assert.equal(await gw.stop(), 0);
+    gw = await startDemo(tmp.dir, ["--upstream", `http://127.0.0.1:${port}`]);
+  });
+  after(async () => {
+    await gw.stop();
+    upstream.close();
+    tmp.cleanup();
+  });
+
+  test("a second demo run reuses the directory: same token, same device certificate", () => {
+    assert.equal(readFileSync(join(tmp.dir, "admin.token"), "utf8"), firstToken);
+    assert.equal(readFileSync(join(tmp.dir, "device.crt"), "utf8"), firstDevice);
+  });
+
+  test("--upstream puts the demo routes in front of an existing service", async () => {
+    const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "device" });
+    assert.equal(r.status, 200, r.body);
+    assert.deepEqual(r.json(), { from: "custom-upstream", path: "/echo", device: "device-001" });
+  });
+
+  test("the admin listener serves GET /status behind the bearer token", async () => {
+    const url = `http://127.0.0.1:${gw.adminPort}/status`;
+    const token = firstToken.trim();
+    const ok = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(ok.status, 200);
+    const status = (await ok.json()) as { status: string; listeners: { port: number; clientAuth: string }[] };
+    assert.equal(status.status, "ok");
+    assert.equal(status.listeners[0]?.port, gw.ports.demo);
+    assert.equal(status.listeners[0]?.clientAuth, "application");
+    for (const authorization of [
+      undefined,
+      "Bearer wrong-token-0123456789",
+      `Basic ${token}`,
+      `Bearer ${token}x`,
+    ]) {
+      const denied = await fetch(url, { headers: authorization ? { authorization } : {} });
+      assert.equal(denied.status, 401, String(authorization));
+      assert.deepEqual(await denied.json(), { message: "Unauthorized" });
+    }
+  });
+});
