@@ -5,6 +5,7 @@ import { createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Certificate, CertificateParseError, parsePemBundle } from "../identity/certificate.ts";
+import type { RevocationSettings } from "../identity/revocation/types.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
 import type { AuthPolicy, TrustStore } from "../identity/types.ts";
 import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
@@ -17,7 +18,7 @@ import {
   RouteTable,
 } from "../routing/route-table.ts";
 import { ConfigError, type ConfigProblem, type FieldPath } from "./errors.ts";
-import type { ClientAuthMode, Config, ListenerConfig } from "./schema.ts";
+import type { ClientAuthMode, Config, ListenerConfig, RevocationConfig } from "./schema.ts";
 
 export interface ServerCertificate {
   /** Normalised SNI names and `*.` patterns this certificate serves. */
@@ -132,6 +133,28 @@ function compileServerCertificate(
   return { names, certPem, keyPem, leaf };
 }
 
+function compileRevocation(ctx: CompileContext, spec: RevocationConfig): RevocationSettings {
+  return Object.freeze({
+    mode: spec.mode,
+    scope: spec.scope,
+    crl: Object.freeze({
+      files: spec.crl.files.map((f) => resolve(ctx.baseDir, f)),
+      urls: spec.crl.urls,
+      distributionPoints: spec.crl.distributionPoints,
+      refreshIntervalMs: spec.crl.refreshInterval,
+      timeoutMs: spec.crl.timeout,
+      maxBytes: spec.crl.maxBytes,
+    }),
+    ocsp: Object.freeze({
+      enabled: spec.ocsp.enabled,
+      responder: spec.ocsp.responder,
+      timeoutMs: spec.ocsp.timeout,
+      proxy: spec.ocsp.proxy,
+      maxAgeMs: spec.ocsp.maxAge,
+    }),
+  });
+}
+
 export function compileConfig(config: Config, ctx: CompileContext): CompiledConfig {
   const problems = new Problems();
   uniqueNames(config.listeners, "listeners", problems);
@@ -146,7 +169,14 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     try {
       trustStores.set(
         spec.name,
-        compileTrustStore(spec.name, texts.join("\n"), { maxDepth: spec.maxDepth, purpose: spec.purpose }),
+        compileTrustStore(spec.name, texts.join("\n"), {
+          maxDepth: spec.maxDepth,
+          purpose: spec.purpose,
+          notBeforeGraceMs: spec.notBeforeGrace,
+          minRsaBits: spec.minRsaBits,
+          autoRegister: spec.autoRegister,
+          revocation: compileRevocation(ctx, spec.revocation),
+        }),
       );
     } catch (err) {
       if (err instanceof TrustStoreError || err instanceof CertificateParseError) {

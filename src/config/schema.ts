@@ -64,6 +64,59 @@ const listener = z.strictObject({
   /** Trust stores asked for in the handshake; absent means every store that a route names. */
   trustStores: z.array(name).min(1).optional(),
   limits: limits.default(limits.parse({})),
+  /** Installer diagnostics: JSON about this connection on this path; absent means off. */
+  diagnostics: z
+    .strictObject({ path: z.string().regex(/^\/[^?#\s]*$/, "expected a path starting with '/'") })
+    .optional(),
+});
+
+const revocation = z.strictObject({
+  /**
+   * off: no revocation check. soft: a certificate listed as revoked is denied; an unreachable source or an
+   * unknown status allows (logged and counted). strict: an unknown status denies with revocation_unknown.
+   */
+  mode: z.enum(["off", "soft", "strict"]).default("off"),
+  /** leaf: only the device certificate is checked; chain: every certificate below the anchor. */
+  scope: z.enum(["leaf", "chain"]).default("leaf"),
+  crl: z
+    .strictObject({
+      /** CRL files (PEM or DER, several CRLs per file allowed), reloaded when they change. */
+      files: z.array(file).default([]),
+      /** CRL URLs fetched at start and refreshed. */
+      urls: z.array(z.url({ protocol: /^https?$/ })).default([]),
+      /** Also fetch the CRL Distribution Points named in the certificates. */
+      distributionPoints: z.boolean().default(true),
+      /** Refresh period; a CRL is also refreshed before its nextUpdate. */
+      refreshInterval: duration.default(3_600_000),
+      /** Timeout of one fetch. */
+      timeout: duration.default(5_000),
+      /** Largest CRL accepted, in bytes. */
+      maxBytes: z
+        .number()
+        .int()
+        .positive()
+        .default(10 * 1024 * 1024),
+    })
+    .default({
+      files: [],
+      urls: [],
+      distributionPoints: true,
+      refreshInterval: 3_600_000,
+      timeout: 5_000,
+      maxBytes: 10 * 1024 * 1024,
+    }),
+  ocsp: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Responder URL; absent means the certificate's Authority Information Access. */
+      responder: z.url({ protocol: /^https?$/ }).optional(),
+      timeout: duration.default(3_000),
+      /** HTTP proxy for responders. */
+      proxy: z.url({ protocol: /^https?$/ }).optional(),
+      /** Longest time a response is cached when it has no nextUpdate. */
+      maxAge: duration.default(3_600_000),
+    })
+    .default({ enabled: false, timeout: 3_000, maxAge: 3_600_000 }),
 });
 
 const trustStore = z.strictObject({
@@ -72,6 +125,13 @@ const trustStore = z.strictObject({
   ca: files,
   maxDepth: z.number().int().min(2).max(16).default(8),
   purpose: z.enum(["client", "server", "any"]).default("client"),
+  /** Accept a notBefore up to this far in the future (devices with a wrong clock); at most 1h; logged. */
+  notBeforeGrace: duration.refine((ms) => ms <= 3_600_000, "notBeforeGrace is at most 1h").default(0),
+  /** Smallest RSA key accepted anywhere in a path, in bits. */
+  minRsaBits: z.number().int().min(1024).max(16384).default(2048),
+  revocation: revocation.default(revocation.parse({})),
+  /** Just-in-time registration of unknown devices with a valid chain: off, or the status they get. */
+  autoRegister: z.enum(["off", "pending", "active"]).default("off"),
 });
 
 const service = z.strictObject({
@@ -85,9 +145,53 @@ const service = z.strictObject({
   preserveHost: z.boolean().default(false),
 });
 
+/** A value matcher: an exact string, a glob (`*` any run, `?` one character), or an anchored regex. */
+const matcher = z.union([
+  z.string().min(1),
+  z.strictObject({ glob: z.string().min(1) }),
+  z.strictObject({ regex: z.string().min(1) }),
+]);
+const matchers = z.array(matcher).min(1);
+
+const certificateMatch = z.strictObject({
+  /** Subject attributes by short name (CN, O, OU, C, L, ST, emailAddress, serialNumber): one value must match. */
+  subject: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9.]*$/), matchers).optional(),
+  /** Subject Alternative Names: one of the certificate's SANs of that type must match. */
+  san: z
+    .strictObject({ uri: matchers.optional(), dns: matchers.optional(), email: matchers.optional() })
+    .optional(),
+  /** SHA-256 SPKI pins, base64. */
+  spki: z
+    .array(z.string().regex(/^[A-Za-z0-9+/]{43}=$/, "expected a base64 SHA-256 SPKI pin"))
+    .min(1)
+    .optional(),
+  /** SHA-256 certificate fingerprints, hex (colons allowed). */
+  fingerprints: z
+    .array(
+      z.string().regex(/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, "expected a SHA-256 fingerprint in hex"),
+    )
+    .min(1)
+    .optional(),
+  /** The path must go through one of these CA certificates (SHA-256 fingerprints, hex). */
+  intermediates: z
+    .array(
+      z.string().regex(/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/, "expected a SHA-256 fingerprint in hex"),
+    )
+    .min(1)
+    .optional(),
+});
+
 const authPolicy = z.strictObject({
   /** Trust stores whose chains this route accepts, in preference order. */
   trustStores: z.array(name).min(1),
+  /** enforce: deny. report-only: let the request pass, log and count what would have been denied. */
+  enforce: z.enum(["enforce", "report-only"]).default("enforce"),
+  /** Certificate matchers; absent means any certificate with a valid chain. */
+  match: certificateMatch.optional(),
+  /** required: the certificate must map to an active device; optional: look it up for headers; off. */
+  registry: z.enum(["required", "optional", "off"]).default("off"),
+  /** Device groups allowed (registry required); absent means any group. */
+  groups: z.array(z.string().min(1)).min(1).optional(),
 });
 
 const httpMethod = z.enum(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -127,6 +231,25 @@ const admin = z.strictObject({
   port: z.number().int().min(0).max(65535),
   /** File holding the bearer token. */
   tokenFile: file,
+  /** Serve the admin API over TLS, optionally requiring a client certificate from admin trust stores. */
+  tls: z.strictObject({ cert: file, key: file, trustStores: z.array(name).min(1).optional() }).optional(),
+  /** Recent decisions kept for GET /decisions. */
+  decisionsKept: z.number().int().min(0).max(100_000).default(1000),
+});
+
+const store = z.strictObject({
+  /** `sqlite:PATH` (relative to the config file) or `postgres://…`. */
+  url: z
+    .string()
+    .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, "expected sqlite:PATH or postgres://…")
+    .default("sqlite:portcullis.db"),
+  /** Request-path cache of device lookups. */
+  cacheMaxEntries: z.number().int().positive().default(100_000),
+  cacheTtl: duration.default(60_000),
+  /** While the store is unreachable, known devices keep working from cache this long; unknown ones fail closed. */
+  outageGrace: duration.default(300_000),
+  /** How often last-seen times are written, in one batch. */
+  lastSeenInterval: duration.default(10_000),
 });
 
 export const configSchema = z.strictObject({
@@ -136,6 +259,7 @@ export const configSchema = z.strictObject({
   routes: z.array(route).min(1),
   identityHeaders: identityHeaders.default(identityHeaders.parse({})),
   admin: admin.optional(),
+  store: store.default(store.parse({})),
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -150,3 +274,8 @@ export type RouteConfig = Config["routes"][number];
 export type ServiceConfig = Config["services"][number];
 export type TrustStoreConfig = Config["trustStores"][number];
 export type ClientAuthMode = z.output<typeof clientAuthMode>;
+export type AuthPolicyConfig = z.output<typeof authPolicy>;
+export type CertificateMatchConfig = z.output<typeof certificateMatch>;
+export type MatcherConfig = z.output<typeof matcher>;
+export type RevocationConfig = z.output<typeof revocation>;
+export type StoreConfig = z.output<typeof store>;

@@ -1,6 +1,7 @@
 // Compiles a named trust store from PEM text, failing closed: any doubtful input stops start-up or a reload.
 import { type Certificate, CertificateParseError, parseCertificate, toPem } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
+import { REVOCATION_OFF, type RevocationSettings } from "./revocation/types.ts";
 import type { Purpose, TrustStore } from "./types.ts";
 
 export class TrustStoreError extends Error {
@@ -12,6 +13,14 @@ export interface TrustStoreOptions {
   readonly maxDepth?: number;
   /** Required extendedKeyUsage of leaves. Default "client". */
   readonly purpose?: Purpose;
+  /** Default 0. */
+  readonly notBeforeGraceMs?: number;
+  /** Default 2048. */
+  readonly minRsaBits?: number;
+  /** Default: off. */
+  readonly revocation?: RevocationSettings;
+  /** Default "off". */
+  readonly autoRegister?: "off" | "pending" | "active";
 }
 
 export const DEFAULT_MAX_DEPTH = 8;
@@ -92,5 +101,9 @@ export function compileTrustStore(
     maxDepth,
     purpose,
     pem: all.map(toPem).join(""),
+    notBeforeGraceMs: options.notBeforeGraceMs ?? 0,
+    minRsaBits: options.minRsaBits ?? 2048,
+    revocation: options.revocation ?? REVOCATION_OFF,
+    autoRegister: options.autoRegister ?? "off",
   });
 }

@@ -2,6 +2,7 @@
 // policy, and the Decision. Pure data: no sockets, no HTTP, no storage.
 import type { Certificate } from "./certificate.ts";
 import type { ReasonCode } from "./reasons.ts";
+import type { RevocationSettings } from "./revocation/types.ts";
 
 export type Purpose = "client" | "server" | "any";
 
@@ -18,6 +19,13 @@ export interface TrustStore {
   readonly purpose: Purpose;
   /** Every certificate of the store as one PEM bundle, for TLS secure contexts. */
   readonly pem: string;
+  /** A notBefore this far in the future is still accepted (devices with a wrong clock). */
+  readonly notBeforeGraceMs: number;
+  /** Smallest RSA key accepted in a path, in bits. */
+  readonly minRsaBits: number;
+  readonly revocation: RevocationSettings;
+  /** Just-in-time registration of unknown devices with a valid chain. */
+  readonly autoRegister: "off" | "pending" | "active";
 }
 
 /** What one TLS connection presented, parsed once per socket. */
@@ -36,12 +44,26 @@ export interface ConnectionIdentity {
   readonly resumed: boolean;
 }
 
+/** A route's certificate matchers, compiled: undefined when the certificate matches, else why not. */
+export type CertificateMatcher = (
+  leaf: Certificate,
+  path: readonly Certificate[],
+) => { readonly reason: ReasonCode; readonly detail: string } | undefined;
+
 /** A route's compiled auth policy. */
 export interface AuthPolicy {
   /** Stable id, part of decision cache keys. */
   readonly id: string;
   /** Trust stores this route accepts, in preference order. */
   readonly trustStores: readonly TrustStore[];
+  /** report-only: requests pass; what would have been denied is logged and counted. */
+  readonly enforce?: "enforce" | "report-only";
+  /** Subject/SAN/SPKI/fingerprint/intermediate matchers; undefined means any valid chain. */
+  readonly match?: CertificateMatcher;
+  /** Whether the certificate must map to an active device in the registry. */
+  readonly registry?: "required" | "optional" | "off";
+  /** Device groups allowed; undefined means any. */
+  readonly groups?: readonly string[];
 }
 
 /** The authenticated identity handed to plugins, headers and logs. */
