@@ -62,6 +62,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     await echo?.close();
     throw err;
   }
+  gateway.watchConfig();
+  process.on("SIGHUP", () => void gateway.reload());
   const boundPort = gateway.listeners[0]?.port ?? port;
   console.log(
     banner({ dir, mode, port: boundPort, adminPort: gateway.adminPort ?? adminPort, upstream, echo: !!echo }),

@@ -17,6 +17,8 @@ export async function runStart(argv: string[]): Promise<number> {
   const config = await loadConfig(values.config);
   const logger = createLogger(config.logLevel);
   const gateway = await Gateway.start(config, logger);
+  gateway.watchConfig();
+  process.on("SIGHUP", () => void gateway.reload());
   await stopOnSignal(gateway, signal);
   return 0;
 }

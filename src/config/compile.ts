@@ -46,6 +46,9 @@ export interface CompiledListener {
 
 export interface CompiledConfig {
   readonly file: string;
+  readonly generation: number;
+  /** Every file the config read (certificates, keys, CA and CRL files): a change of one triggers a reload. */
+  readonly files: readonly string[];
   readonly listeners: readonly CompiledListener[];
   readonly trustStores: readonly TrustStore[];
   readonly services: readonly UpstreamOptions[];
@@ -58,10 +61,14 @@ export interface CompiledConfig {
 export interface CompileContext {
   readonly file: string;
   readonly baseDir: string;
+  /** Increases with every (re)load: policy ids carry it, so no verdict outlives the config it was made under. */
+  readonly generation?: number;
 }
 
+/** What one compilation collects: its problems, and every file it depends on. */
 class Problems {
   readonly list: ConfigProblem[] = [];
+  readonly files = new Set<string>();
   add(path: FieldPath, message: string): void {
     this.list.push({ path, message });
   }
@@ -133,7 +140,12 @@ function compileServerCertificate(
   return { names, certPem, keyPem, leaf };
 }
 
-function compileRevocation(ctx: CompileContext, spec: RevocationConfig): RevocationSettings {
+function compileRevocation(
+  ctx: CompileContext,
+  spec: RevocationConfig,
+  problems: Problems,
+): RevocationSettings {
+  for (const f of spec.crl.files) problems.files.add(resolve(ctx.baseDir, f));
   return Object.freeze({
     mode: spec.mode,
     scope: spec.scope,
@@ -157,6 +169,7 @@ function compileRevocation(ctx: CompileContext, spec: RevocationConfig): Revocat
 
 export function compileConfig(config: Config, ctx: CompileContext): CompiledConfig {
   const problems = new Problems();
+  const generation = ctx.generation ?? 0;
   uniqueNames(config.listeners, "listeners", problems);
   uniqueNames(config.trustStores, "trustStores", problems);
   uniqueNames(config.services, "services", problems);
@@ -175,7 +188,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
           notBeforeGraceMs: spec.notBeforeGrace,
           minRsaBits: spec.minRsaBits,
           autoRegister: spec.autoRegister,
-          revocation: compileRevocation(ctx, spec.revocation),
+          revocation: compileRevocation(ctx, spec.revocation, problems),
         }),
       );
     } catch (err) {
@@ -212,7 +225,13 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         .map((name, j) => storeRef(name, [...at, "auth", "trustStores", j]))
         .filter((s): s is TrustStore => s !== undefined);
       for (const s of stores) if (!referencedStores.includes(s)) referencedStores.push(s);
-      policy = Object.freeze({ id: `route:${route.name}`, trustStores: stores });
+      policy = Object.freeze({
+        id: `route:${route.name}#${generation}`,
+        trustStores: stores,
+        enforce: route.auth.enforce,
+        registry: route.auth.registry,
+        groups: route.auth.groups,
+      });
     }
     const hosts = route.hosts?.map((raw, j) => {
       const host = normalizePattern(raw);
@@ -257,7 +276,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         hideReason: spec.hideReason,
         certificates,
         trustStores: stores,
-        policy: Object.freeze({ id: `listener:${spec.name}`, trustStores: stores }),
+        policy: Object.freeze({ id: `listener:${spec.name}#${generation}`, trustStores: stores }),
         limits: spec.limits,
       }),
     );
@@ -287,6 +306,8 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
 
   return Object.freeze({
     file: ctx.file,
+    generation,
+    files: [ctx.file, ...problems.files],
     listeners,
     trustStores: [...trustStores.values()],
     services: config.services.map((s) => ({

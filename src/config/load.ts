@@ -32,7 +32,7 @@ export function parseConfigText(text: string, file: string): Config {
   return result.data;
 }
 
-export async function loadConfig(file: string): Promise<CompiledConfig> {
+export async function loadConfig(file: string, generation = 0): Promise<CompiledConfig> {
   const path = resolve(file);
   let text: string;
   try {
@@ -41,5 +41,5 @@ export async function loadConfig(file: string): Promise<CompiledConfig> {
     throw new ConfigError(path, [{ path: [], message: `cannot read config: ${(err as Error).message}` }]);
   }
   const config = parseConfigText(text, path);
-  return compileConfig(config, { file: path, baseDir: dirname(path) });
+  return compileConfig(config, { file: path, baseDir: dirname(path), generation });
 }

@@ -1,8 +1,11 @@
-// A running gateway: the listeners, the upstream pools, the authenticator and the admin listener built
-// from one compiled config, with a graceful stop.
+// A running gateway: the listeners and the admin listener, and the runtime built from one compiled config
+// (upstream pools, authenticator), swapped atomically on reload. A bad new config is rejected and the old
+// one keeps serving.
 import { createRequire } from "node:module";
 import { AdminServer } from "../admin/server.ts";
 import type { CompiledConfig } from "../config/compile.ts";
+import { ConfigError } from "../config/errors.ts";
+import { loadConfig } from "../config/load.ts";
 import { Upstream } from "../proxy/upstream.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
 import { ListenerServer } from "../tls/listener.ts";
@@ -11,8 +14,9 @@ import { SESSION_TIMEOUT_S } from "../tls/secure-contexts.ts";
 import { SessionNames } from "../tls/session-names.ts";
 import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
+import { ConfigWatcher } from "./config-watcher.ts";
 import type { Logger } from "./log.ts";
-import { handleRequest } from "./request-handler.ts";
+import { handleRequest, type RequestHandlerDeps } from "./request-handler.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -23,19 +27,39 @@ export interface BoundListener {
   readonly clientAuth: string;
 }
 
+/** How long a replaced upstream pool may finish its requests before it is closed. */
+const UPSTREAM_RETIRE_MS = 30_000;
+
+function buildRuntime(config: CompiledConfig, logger: Logger): RequestHandlerDeps {
+  const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
+  return { config, upstreams, authenticator: new Authenticator(config.trustStores), logger };
+}
+
+/** A reload may change everything but the listeners' and admin's addresses, which need a restart. */
+function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | undefined {
+  const addresses = (c: CompiledConfig) => c.listeners.map((l) => `${l.name}@${l.host}:${l.port}`).join(",");
+  if (addresses(current) !== addresses(next)) return "listeners were added, removed or moved";
+  const admin = (c: CompiledConfig) => (c.admin ? `${c.admin.host}:${c.admin.port}:${c.admin.token}` : "");
+  if (admin(current) !== admin(next)) return "the admin listener or its token changed";
+  return undefined;
+}
+
 export class Gateway {
-  readonly config: CompiledConfig;
   readonly logger: Logger;
+  #runtime: RequestHandlerDeps;
   readonly #listeners: ListenerServer[] = [];
-  readonly #upstreams = new Map<string, Upstream>();
   readonly #startedAt = Date.now();
+  readonly #chains = new PresentedChains();
+  readonly #sessionNames = new SessionNames(SESSION_TIMEOUT_S * 1000);
   #admin: AdminServer | undefined;
   #adminPort: number | undefined;
   #draining = false;
+  #reloading: Promise<boolean> = Promise.resolve(true);
+  #watcher: ConfigWatcher | undefined;
 
   private constructor(config: CompiledConfig, logger: Logger) {
-    this.config = config;
     this.logger = logger;
+    this.#runtime = buildRuntime(config, logger);
   }
 
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
@@ -49,20 +73,25 @@ export class Gateway {
     return gateway;
   }
 
+  get config(): CompiledConfig {
+    return this.#runtime.config;
+  }
+
   async #start(): Promise<void> {
-    const { config, logger } = this;
-    for (const service of config.services) this.#upstreams.set(service.name, new Upstream(service));
-    const authenticator = new Authenticator(config.trustStores);
-    const chains = new PresentedChains();
-    const sessionNames = new SessionNames(SESSION_TIMEOUT_S * 1000);
-    const deps = { config, upstreams: this.#upstreams, authenticator, logger };
+    const { logger, config } = this;
     for (const listener of config.listeners) {
       const server = new ListenerServer(listener, {
-        admit: (socket) => admitConnection(socket, listener, { authenticator, chains, sessionNames, logger }),
-        request: (req, res) => handleRequest(deps, req, res, listener),
-        handshakeFailed: (error, socket) => {
+        admit: (socket, current) =>
+          admitConnection(socket, current, {
+            authenticator: this.#runtime.authenticator,
+            chains: this.#chains,
+            sessionNames: this.#sessionNames,
+            logger,
+          }),
+        request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
+        handshakeFailed: (error, socket, current) => {
           const reason = reasonForHandshakeError(error, socket.authorizationError);
-          logger.info({ listener: listener.name, reason, error: error.message }, "handshake failed");
+          logger.info({ listener: current.name, reason, error: error.message }, "handshake failed");
         },
       });
       this.#listeners.push(server);
@@ -74,6 +103,44 @@ export class Gateway {
       this.#adminPort = (await this.#admin.listen(config.admin.host, config.admin.port)).port;
       logger.info({ admin: true, port: this.#adminPort }, "admin listening");
     }
+  }
+
+  /** Reloads when the config file or any file it references changes (certificates, keys, CA and CRL files). */
+  watchConfig(): void {
+    this.#watcher ??= new ConfigWatcher(() => void this.reload());
+    this.#watcher.watch(this.config.files);
+  }
+
+  /**
+   * Loads the config file again and swaps it in atomically. Resolves to false (and logs why) when the new
+   * config is rejected; the old one then keeps serving. Reloads never overlap.
+   */
+  reload(): Promise<boolean> {
+    this.#reloading = this.#reloading.then(() => this.#reload());
+    return this.#reloading;
+  }
+
+  async #reload(): Promise<boolean> {
+    const current = this.#runtime;
+    let next: CompiledConfig;
+    try {
+      next = await loadConfig(current.config.file, current.config.generation + 1);
+      const why = restartNeeded(current.config, next);
+      if (why) throw new ConfigError(next.file, [{ path: [], message: `${why}: restart to apply` }]);
+    } catch (err) {
+      this.logger.error({ err: err instanceof ConfigError ? err.message : err }, "reload rejected");
+      return false;
+    }
+    this.#runtime = buildRuntime(next, this.logger);
+    for (const server of this.#listeners) {
+      const listener = next.listeners.find((l) => l.name === server.listener.name);
+      if (listener) server.update(listener);
+    }
+    const retired = [...current.upstreams.values()];
+    setTimeout(() => void Promise.all(retired.map((u) => u.close())), UPSTREAM_RETIRE_MS).unref();
+    this.#watcher?.watch(next.files);
+    this.logger.info({ generation: next.generation, file: next.file }, "config reloaded");
+    return true;
   }
 
   get listeners(): BoundListener[] {
@@ -94,6 +161,7 @@ export class Gateway {
       status: this.#draining ? ("draining" as const) : ("ok" as const),
       version,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      configGeneration: this.config.generation,
       listeners: this.listeners.map((l) => ({
         name: l.name,
         address: l.host,
@@ -106,8 +174,9 @@ export class Gateway {
   /** Stops accepting, finishes in-flight requests for up to `graceMs`, then closes everything. */
   async stop(graceMs = 10_000): Promise<void> {
     this.#draining = true;
+    this.#watcher?.close();
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#admin?.close();
-    await Promise.all([...this.#upstreams.values()].map((u) => u.close()));
+    await Promise.all([...this.#runtime.upstreams.values()].map((u) => u.close()));
   }
 }

@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
-import { buildSniSelector, SESSION_TIMEOUT_S } from "./secure-contexts.ts";
+import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
 
 export type GatewayRequest = IncomingMessage | Http2ServerRequest;
 export type GatewayResponse = ServerResponse | Http2ServerResponse;
@@ -32,7 +32,8 @@ interface Tracked {
 }
 
 export class ListenerServer {
-  readonly listener: CompiledListener;
+  #listener: CompiledListener;
+  #sni: SniSelector;
   readonly #server: Http2SecureServer;
   readonly #sockets = new Map<TLSSocket, Tracked>();
   readonly #sessions = new Set<Http2Session>();
@@ -40,13 +41,14 @@ export class ListenerServer {
   #draining = false;
 
   constructor(listener: CompiledListener, hooks: ListenerHooks) {
-    this.listener = listener;
-    const sni = buildSniSelector(listener);
+    this.#listener = listener;
+    this.#sni = buildSniSelector(listener);
+    // Limits that Node reads once at creation; a reload that changes them needs a restart.
     const { limits } = listener;
     this.#server = createSecureServer({
-      ...sni.defaultOptions,
-      SNICallback: sni.SNICallback,
-      ticketKeys: sni.ticketKeys,
+      ...this.#sni.defaultOptions,
+      SNICallback: (servername, cb) => this.#sni.SNICallback(servername, cb),
+      ticketKeys: this.#sni.ticketKeys,
       allowHTTP1: true,
       requestCert: listener.clientAuth !== "off",
       rejectUnauthorized: listener.clientAuth === "handshake" && listener.sendCaNames,
@@ -66,16 +68,18 @@ export class ListenerServer {
     // Runs before the HTTP layer attaches, so a denied connection never gets an HTTP byte read.
     this.#server.prependListener("secureConnection", (socket: TLSSocket) => this.#admit(socket, hooks));
     this.#server.on("tlsClientError", (err: Error, socket: TLSSocket) =>
-      hooks.handshakeFailed(err, socket, listener),
+      hooks.handshakeFailed(err, socket, this.#listener),
     );
     this.#server.on("session", (session: Http2Session) => {
       this.#sessions.add(session);
       session.once("close", () => this.#sessions.delete(session));
       // An HTTP/2 session reads its socket natively, so idleness is measured on the session.
       const state = connectionStateOf(session.socket);
-      const limited = listener.clientAuth === "application" && !state?.authenticated;
-      session.setTimeout(limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout, () =>
-        session.close(),
+      const current = this.#listener;
+      const limited = current.clientAuth === "application" && !state?.authenticated;
+      session.setTimeout(
+        limited ? current.limits.unauthenticatedIdleTimeout : current.limits.idleTimeout,
+        () => session.close(),
       );
       if (this.#draining) session.close();
     });
@@ -90,19 +94,43 @@ export class ListenerServer {
         });
       }
       if (this.#draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
-      hooks.request(req, res, listener);
+      hooks.request(req, res, this.#listener);
     });
   }
 
+  get listener(): CompiledListener {
+    return this.#listener;
+  }
+
+  /**
+   * Swaps in a reloaded listener (same address): new server certificates, trust stores and client-auth
+   * mode apply to new handshakes; open connections keep going. When trust changes, ticket keys are
+   * rotated so that no session made under the old trust resumes.
+   */
+  update(listener: CompiledListener): void {
+    const trustChanged =
+      listener.clientAuth !== this.#listener.clientAuth ||
+      listener.trustStores.map((s) => s.pem).join() !== this.#listener.trustStores.map((s) => s.pem).join();
+    const sni = buildSniSelector(listener);
+    this.#server.setSecureContext(sni.defaultOptions);
+    if (trustChanged) this.#server.setTicketKeys(sni.ticketKeys);
+    // Server-level in Node (not per context); new connections honour the changed values.
+    const flags = this.#server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
+    flags.requestCert = listener.clientAuth !== "off";
+    flags.rejectUnauthorized = listener.clientAuth === "handshake" && listener.sendCaNames;
+    this.#sni = sni;
+    this.#listener = listener;
+  }
+
   #admit(socket: TLSSocket, hooks: ListenerHooks): void {
-    const state = hooks.admit(socket, this.listener);
+    const state = hooks.admit(socket, this.#listener);
     if (!state) {
       socket.destroy();
       return;
     }
-    const { limits } = this.listener;
+    const { limits } = this.#listener;
     // Connections without a valid certificate (application mode) reach the HTTP parser: keep them few.
-    const limited = this.listener.clientAuth === "application" && !state.authenticated;
+    const limited = this.#listener.clientAuth === "application" && !state.authenticated;
     if (limited && this.#unauthenticated >= limits.maxUnauthenticatedConnections) {
       socket.destroy();
       return;
@@ -128,13 +156,13 @@ export class ListenerServer {
   }
 
   get port(): number {
-    return (this.#server.address() as AddressInfo | null)?.port ?? this.listener.port;
+    return (this.#server.address() as AddressInfo | null)?.port ?? this.#listener.port;
   }
 
   listen(): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
-      this.#server.listen(this.listener.port, this.listener.host, () => {
+      this.#server.listen(this.#listener.port, this.#listener.host, () => {
         this.#server.off("error", reject);
         resolve(this.#server.address() as AddressInfo);
       });
