@@ -5,9 +5,10 @@ import { createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Certificate, CertificateParseError, parsePemBundle } from "../identity/certificate.ts";
+import { compileCertificateMatch, MatcherConfigError } from "../identity/matchers.ts";
 import type { RevocationSettings } from "../identity/revocation/types.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
-import type { AuthPolicy, TrustStore } from "../identity/types.ts";
+import type { AuthPolicy, CertificateMatcher, TrustStore } from "../identity/types.ts";
 import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
 import type { UpstreamOptions } from "../proxy/upstream.ts";
 import { normalizeName, normalizePattern } from "../routing/names.ts";
@@ -54,8 +55,18 @@ export interface CompiledConfig {
   readonly services: readonly UpstreamOptions[];
   readonly routes: RouteTable;
   readonly identityHeaders: IdentityHeaderOptions;
-  readonly admin: { readonly host: string; readonly port: number; readonly token: string } | undefined;
+  readonly admin: CompiledAdmin | undefined;
+  readonly store: Config["store"] & { readonly url: string };
   readonly logLevel: Config["log"]["level"];
+}
+
+export interface CompiledAdmin {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly decisionsKept: number;
+  /** Admin over TLS; `ca` (PEM of the admin trust stores) set when a client certificate is required. */
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string | undefined } | undefined;
 }
 
 export interface CompileContext {
@@ -167,6 +178,11 @@ function compileRevocation(
   });
 }
 
+/** A `sqlite:` path is relative to the config file; `postgres://` URLs are kept as they are. */
+function storeUrl(ctx: CompileContext, url: string): string {
+  return url.startsWith("sqlite:") ? `sqlite:${resolve(ctx.baseDir, url.slice("sqlite:".length))}` : url;
+}
+
 export function compileConfig(config: Config, ctx: CompileContext): CompiledConfig {
   const problems = new Problems();
   const generation = ctx.generation ?? 0;
@@ -225,9 +241,19 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         .map((name, j) => storeRef(name, [...at, "auth", "trustStores", j]))
         .filter((s): s is TrustStore => s !== undefined);
       for (const s of stores) if (!referencedStores.includes(s)) referencedStores.push(s);
+      let match: CertificateMatcher | undefined;
+      if (route.auth.match) {
+        try {
+          match = compileCertificateMatch(route.auth.match, `routes[${i}].auth.match`);
+        } catch (err) {
+          if (!(err instanceof MatcherConfigError)) throw err;
+          problems.add([...at, "auth", "match", ...err.field], err.problem);
+        }
+      }
       policy = Object.freeze({
         id: `route:${route.name}#${generation}`,
         trustStores: stores,
+        match,
         enforce: route.auth.enforce,
         registry: route.auth.registry,
         groups: route.auth.groups,
@@ -282,14 +308,35 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     );
   });
 
-  let admin: CompiledConfig["admin"];
+  let admin: CompiledAdmin | undefined;
   if (config.admin) {
-    const text = readText(ctx, config.admin.tokenFile, ["admin", "tokenFile"], problems);
+    const spec = config.admin;
+    const text = readText(ctx, spec.tokenFile, ["admin", "tokenFile"], problems);
     const token = text?.trim();
     if (token !== undefined && token.length < 16) {
       problems.add(["admin", "tokenFile"], "the admin token must be at least 16 characters");
-    } else if (token !== undefined) {
-      admin = { host: config.admin.host, port: config.admin.port, token };
+    }
+    let tls: CompiledAdmin["tls"];
+    if (spec.tls) {
+      const cert = compileServerCertificate(
+        ctx,
+        { ...spec.tls, names: ["admin"] },
+        ["admin", "tls"],
+        problems,
+      );
+      const stores = (spec.tls.trustStores ?? [])
+        .map((n, j) => storeRef(n, ["admin", "tls", "trustStores", j]))
+        .filter((s): s is TrustStore => s !== undefined);
+      if (cert) {
+        tls = {
+          cert: cert.certPem,
+          key: cert.keyPem,
+          ca: stores.length > 0 ? stores.map((s) => s.pem).join("") : undefined,
+        };
+      }
+    }
+    if (token !== undefined && token.length >= 16) {
+      admin = { host: spec.host, port: spec.port, token, decisionsKept: spec.decisionsKept, tls };
     }
   }
 
@@ -321,6 +368,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     routes,
     identityHeaders: config.identityHeaders,
     admin,
+    store: { ...config.store, url: storeUrl(ctx, config.store.url) },
     logLevel: config.log.level,
   });
 }

@@ -2,8 +2,9 @@
 // (then from a shared LRU keyed by chain fingerprint, never by subject DN), with the validity period
 // re-checked on every request so that a long-lived connection cannot outlive its certificate.
 
-import { decide, recheckValidity } from "../identity/decide.ts";
+import { recheckValidity } from "../identity/decide.ts";
 import { DecisionCache } from "../identity/decision-cache.ts";
+import { evaluate } from "../identity/evaluate.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, TrustStore } from "../identity/types.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
 
@@ -35,11 +36,11 @@ export class Authenticator {
   }
 
   #cached(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
-    if (identity.leaf === undefined) return decide(identity, policy, this.#stores, now);
+    if (identity.leaf === undefined) return evaluate(identity, policy, this.#stores, now);
     const key = `${identity.chainFingerprint}|${policy.id}`;
     let decision = this.#cache.get(key, now.getTime());
     if (decision === undefined) {
-      decision = decide(identity, policy, this.#stores, now);
+      decision = evaluate(identity, policy, this.#stores, now);
       this.#cache.set(key, decision, now.getTime());
     }
     return decision;

@@ -15,7 +15,9 @@ import { SessionNames } from "../tls/session-names.ts";
 import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
 import { ConfigWatcher } from "./config-watcher.ts";
+import { DecisionLog } from "./decision-log.ts";
 import type { Logger } from "./log.ts";
+import { GatewayMetrics } from "./metrics.ts";
 import { handleRequest, type RequestHandlerDeps } from "./request-handler.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -30,9 +32,22 @@ export interface BoundListener {
 /** How long a replaced upstream pool may finish its requests before it is closed. */
 const UPSTREAM_RETIRE_MS = 30_000;
 
-function buildRuntime(config: CompiledConfig, logger: Logger): RequestHandlerDeps {
+/** What outlives a reload: the log, the decision log and the metrics. */
+interface Observability {
+  readonly logger: Logger;
+  readonly decisions: DecisionLog;
+  readonly metrics: GatewayMetrics;
+}
+
+function buildRuntime(config: CompiledConfig, o: Observability): RequestHandlerDeps {
   const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
-  return { config, upstreams, authenticator: new Authenticator(config.trustStores), logger };
+  return {
+    ...o,
+    config,
+    upstreams,
+    authenticator: new Authenticator(config.trustStores),
+    registry: undefined,
+  };
 }
 
 /** A reload may change everything but the listeners' and admin's addresses, which need a restart. */
@@ -44,8 +59,10 @@ function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | 
   return undefined;
 }
 
-export class Gateway {
+export class Gateway implements Observability {
   readonly logger: Logger;
+  readonly decisions: DecisionLog;
+  readonly metrics: GatewayMetrics;
   #runtime: RequestHandlerDeps;
   readonly #listeners: ListenerServer[] = [];
   readonly #startedAt = Date.now();
@@ -59,7 +76,9 @@ export class Gateway {
 
   private constructor(config: CompiledConfig, logger: Logger) {
     this.logger = logger;
-    this.#runtime = buildRuntime(config, logger);
+    this.decisions = new DecisionLog(config.admin?.decisionsKept ?? 1000);
+    this.metrics = new GatewayMetrics();
+    this.#runtime = buildRuntime(config, this);
   }
 
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
@@ -91,6 +110,7 @@ export class Gateway {
         request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
         handshakeFailed: (error, socket, current) => {
           const reason = reasonForHandshakeError(error, socket.authorizationError);
+          this.metrics.recordHandshakeFailure(current.name, reason);
           logger.info({ listener: current.name, reason, error: error.message }, "handshake failed");
         },
       });
@@ -131,7 +151,7 @@ export class Gateway {
       this.logger.error({ err: err instanceof ConfigError ? err.message : err }, "reload rejected");
       return false;
     }
-    this.#runtime = buildRuntime(next, this.logger);
+    this.#runtime = buildRuntime(next, this);
     for (const server of this.#listeners) {
       const listener = next.listeners.find((l) => l.name === server.listener.name);
       if (listener) server.update(listener);

@@ -1,25 +1,21 @@
 // The request path: SNI/Host binding (421) → path normalisation → route → auth policy (401/403) →
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
-import type { ReasonCode } from "../identity/reasons.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
 import { buildIdentityHeaders } from "../proxy/identity-headers.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
-import { normalizeRequestPath } from "../routing/request-path.ts";
+import { normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
 import { sniAllowsHost } from "../routing/sni-binding.ts";
 import { connectionStateOf } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
 import { socketOf } from "../tls/listener.ts";
-import type { Authenticator } from "./authenticator.ts";
-import type { Logger } from "./log.ts";
+import { type AuthorizeDeps, authorize, type Verdict } from "./authorize.ts";
 import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
 
-export interface RequestHandlerDeps {
+export interface RequestHandlerDeps extends AuthorizeDeps {
   readonly config: CompiledConfig;
   readonly upstreams: ReadonlyMap<string, Upstream>;
-  readonly authenticator: Authenticator;
-  readonly logger: Logger;
 }
 
 /** The request's host: `:authority` on HTTP/2 (which must agree with a `host` header if both are sent). */
@@ -58,15 +54,23 @@ export function handleRequest(
     );
     return;
   }
-  const deny = (reason: ReasonCode, fields: Record<string, unknown>) => {
-    logger.info(
-      { reason, listener: listener.name, sni: state.identity.sni, host, ...fields },
-      "request denied",
-    );
-    sendDeny(res, reason, startedAt, listener.hideReason);
-  };
   if (!sniAllowsHost(state.identity.sni, host)) {
-    deny("sni_host_mismatch", { path: req.url });
+    const record = {
+      at: new Date().toISOString(),
+      listener: listener.name,
+      host,
+      sni: state.identity.sni,
+      allow: false,
+      enforced: true,
+      reason: "sni_host_mismatch" as const,
+      detail: `connection made for ${state.identity.sni ?? "no SNI"}, request for ${host}`,
+      fingerprint: state.identity.leaf?.fingerprint,
+      resumed: state.identity.resumed,
+    };
+    deps.decisions.record(record);
+    deps.metrics.recordDecision(record);
+    logger.info(record, "request denied");
+    sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
     return;
   }
   const target = normalizeRequestPath(req.url);
@@ -86,23 +90,49 @@ export function handleRequest(
     return;
   }
   const { route } = match;
-  let identity: DeviceIdentity | undefined;
-  if (route.policy) {
-    const decision = deps.authenticator.decideForConnection(state, route.policy, new Date());
-    if (!decision.allow) {
-      deny(decision.reason, {
-        route: route.name,
-        detail: decision.detail,
-        fingerprint: state.identity.leaf?.fingerprint,
-        subject: state.identity.leaf?.subject,
-      });
+  res.once("finish", () =>
+    deps.metrics.observeRequest(route.name, res.statusCode, (performance.now() - startedAt) / 1000),
+  );
+  if (!route.policy) {
+    proxy(deps, req, res, { route: route.name, service: route.service, host, target, startedAt }, undefined);
+    return;
+  }
+  const verdict = authorize(deps, state, route.policy, { listener, route: route.name, host }, new Date());
+  const proceed = (v: Verdict) => {
+    if (!v.allow) {
+      sendDeny(res, v.reason, startedAt, listener.hideReason);
       return;
     }
-    identity = decision.identity;
+    proxy(deps, req, res, { route: route.name, service: route.service, host, target, startedAt }, v.identity);
+  };
+  if (verdict instanceof Promise) {
+    verdict.then(proceed, (err: unknown) => {
+      logger.error({ err, route: route.name }, "authorization failure");
+      sendJson(res, 500, { message: "An unexpected error occurred" }, startedAt);
+    });
+  } else {
+    proceed(verdict);
   }
-  const upstream = deps.upstreams.get(route.service);
+}
+
+interface ProxyTarget {
+  readonly route: string;
+  readonly service: string;
+  readonly host: string;
+  readonly target: RequestPath;
+  readonly startedAt: number;
+}
+
+function proxy(
+  deps: RequestHandlerDeps,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  to: ProxyTarget,
+  identity: DeviceIdentity | undefined,
+): void {
+  const upstream = deps.upstreams.get(to.service);
   if (!upstream) {
-    sendJson(res, 503, { message: UPSTREAM_MESSAGES.unavailable }, startedAt);
+    sendJson(res, 503, { message: UPSTREAM_MESSAGES.unavailable }, to.startedAt);
     return;
   }
   const identityHeaders = identity ? buildIdentityHeaders(identity, deps.config.identityHeaders) : {};
@@ -110,15 +140,15 @@ export function handleRequest(
     .forward({
       req,
       res,
-      method,
-      path: target.query === "" ? target.path : `${target.path}?${target.query}`,
-      host,
-      clientAddress: socket?.remoteAddress ?? "",
+      method: req.method ?? "GET",
+      path: to.target.query === "" ? to.target.path : `${to.target.path}?${to.target.query}`,
+      host: to.host,
+      clientAddress: socketOf(req)?.remoteAddress ?? "",
       identityHeaders,
-      startedAt,
+      startedAt: to.startedAt,
     })
     .catch((err: unknown) => {
-      logger.error({ err, route: route.name }, "proxy failure");
-      sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, startedAt);
+      deps.logger.error({ err, route: to.route }, "proxy failure");
+      sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt);
     });
 }

@@ -12,6 +12,8 @@ export const REASONS = {
   bad_signature: { status: 401, message: "TLS certificate failed verification" },
   bad_certificate: { status: 401, message: "TLS certificate failed verification" },
   chain_too_long: { status: 401, message: "TLS certificate failed verification" },
+  name_constraints_violation: { status: 401, message: "TLS certificate failed verification" },
+  weak_algorithm: { status: 401, message: "TLS certificate failed verification" },
   ca_not_allowed_for_route: { status: 403, message: "You cannot consume this service" },
   subject_not_allowed: { status: 403, message: "You cannot consume this service" },
   unknown_device: { status: 401, message: "TLS certificate failed verification" },
@@ -19,6 +21,7 @@ export const REASONS = {
   device_revoked: { status: 403, message: "You cannot consume this service" },
   device_pending: { status: 403, message: "You cannot consume this service" },
   group_not_allowed: { status: 403, message: "You cannot consume this service" },
+  registry_unavailable: { status: 503, message: "The device registry is unavailable" },
   sni_host_mismatch: { status: 421, message: "Misdirected Request" },
 } as const satisfies Record<string, { status: number; message: string }>;
 

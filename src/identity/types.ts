@@ -73,6 +73,8 @@ export interface DeviceIdentity {
   readonly path: readonly Certificate[];
   readonly trustStore: string;
   readonly deviceId: string | undefined;
+  /** Device groups from the registry, when the policy looked the device up. */
+  readonly groups?: readonly string[];
 }
 
 export type Decision =

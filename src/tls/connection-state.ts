@@ -11,6 +11,8 @@ export interface ConnectionState {
   readonly decisions: Map<string, Decision>;
   /** True once the chain verified against a trust store of the listener. */
   authenticated: boolean;
+  /** The registry device this connection authenticated as, so its connections can be closed at once. */
+  deviceId?: string;
 }
 
 type Carrier = { [kState]?: ConnectionState };

@@ -1,0 +1,98 @@
+// The auth policy step of the request path: the identity engine's verdict on the connection's chain, then
+// the registry (when the policy asks for it), then enforcement (or report-only), recorded in the decision
+// log, the metrics and the log. Synchronous when everything is cached; a Promise only when a lookup waits.
+import type { CompiledListener } from "../config/compile.ts";
+import type { ReasonCode } from "../identity/reasons.ts";
+import type { AuthPolicy, DeviceIdentity } from "../identity/types.ts";
+import type { ConnectionState } from "../tls/connection-state.ts";
+import type { Authenticator } from "./authenticator.ts";
+import type { DecisionLog, DecisionRecord } from "./decision-log.ts";
+import type { Logger } from "./log.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+/** What the request path does with a request: pass (with the identity, if any) or deny. */
+export type Verdict =
+  | { readonly allow: true; readonly identity: DeviceIdentity | undefined }
+  | { readonly allow: false; readonly reason: ReasonCode; readonly detail: string };
+
+/** The registry's say on an identity the engine accepted (see registry-gate.ts). */
+export type RegistryOutcome =
+  | { readonly allow: true; readonly deviceId: string | undefined; readonly groups: readonly string[] }
+  | { readonly allow: false; readonly reason: ReasonCode; readonly detail: string };
+
+export interface RegistryGate {
+  check(identity: DeviceIdentity, policy: AuthPolicy, now: Date): RegistryOutcome | Promise<RegistryOutcome>;
+}
+
+export interface AuthorizeDeps {
+  readonly authenticator: Authenticator;
+  readonly registry: RegistryGate | undefined;
+  readonly decisions: DecisionLog;
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+}
+
+export interface AuthorizeContext {
+  readonly listener: CompiledListener;
+  readonly route: string;
+  readonly host: string;
+}
+
+export function authorize(
+  deps: AuthorizeDeps,
+  state: ConnectionState,
+  policy: AuthPolicy,
+  ctx: AuthorizeContext,
+  now: Date,
+): Verdict | Promise<Verdict> {
+  const decision = deps.authenticator.decideForConnection(state, policy, now);
+  if (!decision.allow) return conclude(deps, state, policy, ctx, now, decision);
+  const identity = decision.identity;
+  if (!deps.registry || (policy.registry ?? "off") === "off") {
+    return conclude(deps, state, policy, ctx, now, { allow: true, identity });
+  }
+  const outcome = deps.registry.check(identity, policy, now);
+  const withRegistry = (r: RegistryOutcome): Verdict => {
+    if (!r.allow) return conclude(deps, state, policy, ctx, now, r);
+    if (r.deviceId !== undefined) state.deviceId = r.deviceId;
+    const merged: DeviceIdentity =
+      r.deviceId === identity.deviceId && r.groups.length === 0
+        ? identity
+        : { ...identity, deviceId: r.deviceId ?? identity.deviceId, groups: r.groups };
+    return conclude(deps, state, policy, ctx, now, { allow: true, identity: merged });
+  };
+  return outcome instanceof Promise ? outcome.then(withRegistry) : withRegistry(outcome);
+}
+
+/** Records the verdict and applies the policy's enforcement: report-only lets a denial pass, without identity. */
+function conclude(
+  deps: AuthorizeDeps,
+  state: ConnectionState,
+  policy: AuthPolicy,
+  ctx: AuthorizeContext,
+  now: Date,
+  verdict: Verdict,
+): Verdict {
+  const reportOnly = policy.enforce === "report-only";
+  const leaf = state.identity.leaf;
+  const record: DecisionRecord = {
+    at: now.toISOString(),
+    listener: ctx.listener.name,
+    route: ctx.route,
+    host: ctx.host,
+    sni: state.identity.sni,
+    allow: verdict.allow,
+    enforced: verdict.allow || !reportOnly,
+    reason: verdict.allow ? undefined : verdict.reason,
+    detail: verdict.allow ? undefined : verdict.detail,
+    fingerprint: leaf?.fingerprint,
+    subject: leaf?.subject,
+    deviceId: verdict.allow ? verdict.identity?.deviceId : undefined,
+    resumed: state.identity.resumed,
+  };
+  deps.decisions.record(record);
+  deps.metrics.recordDecision(record);
+  if (verdict.allow) return verdict;
+  deps.logger.info(record, reportOnly ? "request would be denied (report-only)" : "request denied");
+  return reportOnly ? { allow: true, identity: undefined } : verdict;
+}

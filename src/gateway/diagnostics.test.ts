@@ -1,0 +1,172 @@
+// diagnosticsReport: what an installer sees for an allowed, a denied, a wrong-clock and a certificate-less
+// connection; JSON-ready, and nothing but public data.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { decide } from "../identity/decide.ts";
+import * as c from "../identity/testing/corpus.ts";
+import type { AuthPolicy, ConnectionIdentity } from "../identity/types.ts";
+import { type DiagnosticsInput, diagnosticsReport, summarizeCertificate } from "./diagnostics.ts";
+
+const policy: AuthPolicy = { id: "echo", trustStores: [c.stores.acme] };
+const known = [c.stores.acme, c.stores.other];
+const socket = { protocol: "TLSv1.3", cipher: "TLS_AES_128_GCM_SHA256", alpn: "h2", authorized: true };
+const listener = { name: "main", clientAuth: "application" };
+
+function input(identity: ConnectionIdentity, extra: Partial<DiagnosticsInput> = {}): DiagnosticsInput {
+  return {
+    identity,
+    listener,
+    decisions: [{ policy: policy.id, decision: decide(identity, policy, known, c.NOW) }],
+    socket,
+    now: c.NOW,
+    ...extra,
+  };
+}
+
+test("diagnostics: an allowed device shows its chain, path, trust store and validity", () => {
+  const identity = c.identityOf(c.good.cert, [c.int.cert]);
+  const report = diagnosticsReport(input(identity));
+  assert.equal(report.serverTime, "2026-06-01T00:00:00.000Z");
+  assert.deepEqual(report.listener, listener);
+  assert.deepEqual(report.connection, {
+    sni: "localhost",
+    resumed: false,
+    tlsProtocol: "TLSv1.3",
+    cipher: "TLS_AES_128_GCM_SHA256",
+    alpn: "h2",
+    openssl: { authorized: true, error: null },
+  });
+  assert.equal(report.certificate.sent, true);
+  assert.equal(report.certificate.chainFingerprint, identity.chainFingerprint);
+  assert.deepEqual(
+    report.certificate.chain.map((s) => s.subject),
+    ["CN=device-001", c.int.cert.subject],
+  );
+  assert.deepEqual(report.certificate.chain[0], {
+    subject: "CN=device-001",
+    issuer: c.int.cert.subject,
+    serialNumber: c.good.cert.serialNumber,
+    fingerprint: c.good.cert.fingerprint,
+    spkiSha256: c.good.cert.spkiSha256,
+    notBefore: "2026-05-02T00:00:00.000Z",
+    notAfter: "2027-06-01T00:00:00.000Z",
+    isCA: false,
+    san: { dns: [], uri: ["urn:device:device-001"], email: [], ip: [] },
+  });
+  assert.deepEqual(report.validity, {
+    notBefore: "2026-05-02T00:00:00.000Z",
+    notAfter: "2027-06-01T00:00:00.000Z",
+    secondsUntilNotAfter: 365 * 86_400,
+    expired: false,
+    notBeforeInFuture: false,
+    secondsUntilNotBefore: 0,
+  });
+  assert.equal(report.decisions.length, 1);
+  const [d] = report.decisions;
+  assert.equal(d?.allow, true);
+  assert.equal(d?.policy, "echo");
+  assert.equal(d?.trustStore, "acme");
+  assert.equal(d?.deviceId, "device-001");
+  assert.deepEqual(d?.path, [summarizeCertificate(c.int.cert), summarizeCertificate(c.root.cert)]);
+  assert.equal(d?.validUntil, "2027-06-01T00:00:00.000Z");
+  assert.equal(d?.reason, undefined);
+});
+
+const denials: {
+  desc: string;
+  identity: ConnectionIdentity;
+  reason: string;
+  validity: Partial<NonNullable<ReturnType<typeof diagnosticsReport>["validity"]>> | null;
+}[] = [
+  {
+    desc: "an expired device",
+    identity: c.identityOf(c.expiredLeaf.cert, [c.int.cert]),
+    reason: "certificate_expired",
+    validity: { expired: true, notBeforeInFuture: false, secondsUntilNotAfter: -35 * 86_400 },
+  },
+  {
+    desc: "a device whose clock is behind (notBefore in the future)",
+    identity: c.identityOf(c.futureLeaf.cert, [c.int.cert]),
+    reason: "certificate_not_yet_valid",
+    validity: { expired: false, notBeforeInFuture: true, secondsUntilNotBefore: 10 * 86_400 },
+  },
+  {
+    desc: "a device of another route's CA",
+    identity: c.identityOf(c.otherDevice.cert, [c.otherInt.cert]),
+    reason: "ca_not_allowed_for_route",
+    validity: { expired: false, notBeforeInFuture: false },
+  },
+  {
+    desc: "no certificate",
+    identity: c.identityOf(undefined),
+    reason: "no_certificate",
+    validity: null,
+  },
+];
+
+for (const row of denials) {
+  test(`diagnostics: ${row.desc}`, () => {
+    const report = diagnosticsReport(
+      input(row.identity, {
+        socket: {
+          protocol: "TLSv1.2",
+          authorized: false,
+          authorizationError: "CERT_HAS_EXPIRED",
+          alpn: false,
+        },
+      }),
+    );
+    const [d] = report.decisions;
+    assert.equal(d?.allow, false);
+    assert.equal(d?.reason, row.reason);
+    assert.ok(typeof d?.detail === "string" && d.detail.length > 0);
+    assert.equal(d?.path, undefined);
+    assert.equal(d?.trustStore, undefined);
+    assert.deepEqual(report.connection.openssl, { authorized: false, error: "CERT_HAS_EXPIRED" });
+    assert.equal(report.connection.alpn, null);
+    assert.equal(report.connection.cipher, null);
+    if (row.validity === null) assert.equal(report.validity, null);
+    else
+      for (const [k, v] of Object.entries(row.validity))
+        assert.deepEqual(report.validity?.[k as "expired"], v, k);
+  });
+}
+
+test("diagnostics: no certificate and an unparsable one", () => {
+  const none = diagnosticsReport(input(c.identityOf(undefined)));
+  assert.deepEqual(none.certificate, { sent: false, parseError: null, chainFingerprint: null, chain: [] });
+  const bad = diagnosticsReport(input({ ...c.identityOf(undefined), parseError: "malformed certificate" }));
+  assert.deepEqual(bad.certificate, {
+    sent: true,
+    parseError: "malformed certificate",
+    chainFingerprint: null,
+    chain: [],
+  });
+  assert.equal(bad.decisions[0]?.reason, "bad_certificate");
+});
+
+test("diagnostics: several policies, resumed session, JSON round trip, nothing but public data", () => {
+  const identity = { ...c.identityOf(c.good.cert, [c.int.cert]), resumed: true, sni: undefined };
+  const other: AuthPolicy = { id: "other-only", trustStores: [c.stores.other] };
+  const report = diagnosticsReport(
+    input(identity, {
+      decisions: [
+        { policy: "echo", decision: decide(identity, policy, known, c.NOW) },
+        { policy: "other-only", decision: decide(identity, other, known, c.NOW) },
+      ],
+    }),
+  );
+  assert.equal(report.connection.resumed, true);
+  assert.equal(report.connection.sni, null);
+  assert.deepEqual(
+    report.decisions.map((d) => [d.policy, d.allow, d.reason]),
+    [
+      ["echo", true, undefined],
+      ["other-only", false, "ca_not_allowed_for_route"],
+    ],
+  );
+  const json = JSON.stringify(report);
+  assert.deepEqual(JSON.parse(json), report, "the report is not plain JSON data");
+  assert.ok(!json.includes("PRIVATE"), "private key material in the report");
+  assert.ok(!json.includes(c.good.cert.der.toString("base64").slice(0, 40)), "raw certificate in the report");
+});

@@ -1,0 +1,121 @@
+// The gateway's Prometheus metrics, on a registry of its own (never prom-client's global one, so that several
+// gateways in one process, as in tests, do not clash). Every label value comes from a bounded set — route,
+// listener and trust store names from config, reason codes, status codes — never a fingerprint or a host.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { isReasonCode } from "../identity/reasons.ts";
+import type { DecisionRecord } from "./decision-log.ts";
+
+/** Label value of a decision or request that no route was matched for (route names cannot contain "("). */
+export const NO_ROUTE = "(none)";
+/** Reason label of an allow. */
+export const NO_REASON = "none";
+
+/** Request duration buckets in seconds: 1 ms (a cached local answer) to 10 s (a slow upstream). */
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface GatewayMetricsOptions {
+  /** Process metrics (CPU, memory, event loop lag, GC); on by default. */
+  readonly defaultMetrics?: boolean;
+}
+
+/** A reason label: a known reason code, else "other", so a stray string cannot grow the series. */
+function reasonLabel(reason: string | undefined): string {
+  if (reason === undefined) return NO_REASON;
+  return isReasonCode(reason) ? reason : "other";
+}
+
+function statusLabel(status: number): string {
+  return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : "other";
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly decisions: Counter<"result" | "reason" | "route" | "enforced">;
+  readonly requests: Histogram<"route" | "status">;
+  readonly handshakeFailures: Counter<"listener" | "reason">;
+  readonly connections: Gauge<"listener" | "authenticated">;
+  readonly revocationSoftFailures: Counter<"store">;
+  readonly registryLookups: Counter<"result">;
+
+  constructor(options: GatewayMetricsOptions = {}) {
+    const registers = [this.registry];
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.decisions = new Counter({
+      name: "portcullis_decisions_total",
+      help: 'Auth decisions by result and reason; enforced="false" counts report-only denials let through.',
+      labelNames: ["result", "reason", "route", "enforced"],
+      registers,
+    });
+    this.requests = new Histogram({
+      name: "portcullis_request_duration_seconds",
+      help: "Time from request start to the end of the response, by route and status.",
+      labelNames: ["route", "status"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.handshakeFailures = new Counter({
+      name: "portcullis_handshake_failures_total",
+      help: "TLS handshakes that failed or were refused, by listener and reason.",
+      labelNames: ["listener", "reason"],
+      registers,
+    });
+    this.connections = new Gauge({
+      name: "portcullis_connections",
+      help: "Open client connections, by listener and whether they presented a valid certificate.",
+      labelNames: ["listener", "authenticated"],
+      registers,
+    });
+    this.revocationSoftFailures = new Counter({
+      name: "portcullis_revocation_soft_failures_total",
+      help: "Revocation checks that could not conclude and were allowed in soft mode, by trust store.",
+      labelNames: ["store"],
+      registers,
+    });
+    this.registryLookups = new Counter({
+      name: "portcullis_registry_lookups_total",
+      help: "Device registry lookups on the request path: hit, miss or error.",
+      labelNames: ["result"],
+      registers,
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Counts one decision; a report-only denial counts as result="deny", enforced="false". */
+  recordDecision(r: DecisionRecord): void {
+    this.decisions.inc({
+      result: r.allow ? "allow" : "deny",
+      reason: r.allow ? NO_REASON : reasonLabel(r.reason),
+      route: r.route ?? NO_ROUTE,
+      enforced: r.enforced ? "true" : "false",
+    });
+  }
+
+  /** Observes one finished request; `route` undefined when no route matched. */
+  observeRequest(route: string | undefined, status: number, seconds: number): void {
+    this.requests.observe({ route: route ?? NO_ROUTE, status: statusLabel(status) }, seconds);
+  }
+
+  /** Counts a failed handshake; reason undefined when the failure was not about the certificate. */
+  recordHandshakeFailure(listener: string, reason: string | undefined): void {
+    this.handshakeFailures.inc({ listener, reason: reason === undefined ? "tls" : reasonLabel(reason) });
+  }
+
+  /** Tracks an open connection; call the returned function once when it closes. */
+  trackConnection(listener: string, authenticated: boolean): () => void {
+    const labels = { listener, authenticated: authenticated ? "true" : "false" };
+    this.connections.inc(labels);
+    let open = true;
+    return () => {
+      if (!open) return;
+      open = false;
+      this.connections.dec(labels);
+    };
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
