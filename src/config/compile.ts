@@ -43,6 +43,8 @@ export interface CompiledListener {
   /** Accepts a chain from any of the listener's trust stores: the handshake-mode verdict. */
   readonly policy: AuthPolicy;
   readonly limits: ListenerConfig["limits"];
+  /** Path of the installer diagnostics endpoint; undefined when off. */
+  readonly diagnosticsPath: string | undefined;
 }
 
 export interface CompiledConfig {
@@ -304,6 +306,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         trustStores: stores,
         policy: Object.freeze({ id: `listener:${spec.name}#${generation}`, trustStores: stores }),
         limits: spec.limits,
+        diagnosticsPath: spec.diagnostics?.path,
       }),
     );
   });

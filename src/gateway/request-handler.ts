@@ -7,10 +7,12 @@ import type { Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
 import { normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
 import { sniAllowsHost } from "../routing/sni-binding.ts";
+import type { ConnectionState } from "../tls/connection-state.ts";
 import { connectionStateOf } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
 import { socketOf } from "../tls/listener.ts";
 import { type AuthorizeDeps, authorize, type Verdict } from "./authorize.ts";
+import { diagnosticsReport } from "./diagnostics.ts";
 import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
 
 export interface RequestHandlerDeps extends AuthorizeDeps {
@@ -83,6 +85,10 @@ export function handleRequest(
     );
     return;
   }
+  if (target.path === listener.diagnosticsPath) {
+    sendDiagnostics(deps, req, res, { listener, state, host, target, startedAt });
+    return;
+  }
   const method = req.method ?? "GET";
   const match = deps.config.routes.find(host, method, target.path);
   if (!match) {
@@ -151,4 +157,57 @@ function proxy(
       deps.logger.error({ err, route: to.route }, "proxy failure");
       sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt);
     });
+}
+
+/**
+ * The installer diagnostics endpoint: what this connection presented and how the listener's policy (and,
+ * with `?path=/x`, the policy of the route serving that path on this host) judges it. Details stay out
+ * when the listener hides reasons.
+ */
+function sendDiagnostics(
+  deps: RequestHandlerDeps,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  ctx: {
+    listener: CompiledListener;
+    state: ConnectionState;
+    host: string;
+    target: RequestPath;
+    startedAt: number;
+  },
+): void {
+  const now = new Date();
+  const { listener, state } = ctx;
+  const policies = listener.clientAuth === "off" ? [] : [listener.policy];
+  const asked = new URLSearchParams(ctx.target.query).get("path");
+  const route = asked?.startsWith("/") ? deps.config.routes.find(ctx.host, "GET", asked)?.route : undefined;
+  if (route?.policy) policies.push(route.policy);
+  const socket = socketOf(req);
+  const report = diagnosticsReport({
+    identity: state.identity,
+    listener,
+    decisions: policies.map((policy) => ({
+      policy: policy.id,
+      decision: deps.authenticator.decide(state.identity, policy, now),
+    })),
+    socket: {
+      protocol: socket?.getProtocol() ?? null,
+      cipher: socket?.getCipher()?.name,
+      alpn: socket?.alpnProtocol ?? undefined,
+      authorized: socket?.authorized ?? false,
+      authorizationError: socket?.authorizationError ? String(socket.authorizationError) : undefined,
+    },
+    now,
+  });
+  sendJson(res, 200, listener.hideReason ? stripDetails(report) : report, ctx.startedAt);
+}
+
+function stripDetails(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(stripDetails);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => k !== "detail" && k !== "reason")
+      .map(([k, v]) => [k, stripDetails(v)]),
+  );
 }

@@ -1,0 +1,87 @@
+// The installer diagnostics endpoint: off unless configured; when on, it tells a device what the gateway
+// saw on its connection and how the policies judge it.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
+import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
+import { curl } from "../helpers/clients.ts";
+import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
+
+const HOST = "mtls.auth.local.com";
+const PATH = "/_portcullis/diagnostics";
+
+interface Report {
+  connection: { sni: string | null; tlsProtocol: string };
+  certificate: { sent: boolean; chain: { subject: string; fingerprint: string }[] };
+  decisions: { policy: string; allow: boolean; reason?: string; detail?: string; trustStore?: string }[];
+  validity: { secondsUntilNotAfter?: number } | null;
+}
+
+describe("diagnostics endpoint", () => {
+  const tmp = tempDir();
+  let echo: EchoUpstream;
+  let gw: GatewayProcess;
+  const listener = (name: string, hideReason: boolean, diagnostics: boolean) => ({
+    name,
+    port: 0,
+    clientAuth: "application" as const,
+    hideReason,
+    certificates: [{ cert: "server.crt", key: "server.key" }],
+    ...(diagnostics ? { diagnostics: { path: PATH } } : {}),
+  });
+
+  before(async () => {
+    await ensureDemoPki(tmp.dir);
+    echo = await startEchoUpstream();
+    gw = await startGateway(tmp.dir, {
+      listeners: [listener("on", false, true), listener("hidden", true, true), listener("off", false, false)],
+      trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
+      services: [{ name: "echo", targets: [echo.url] }],
+      routes: [
+        { name: "echo", hosts: [HOST], paths: ["/"], service: "echo", auth: { trustStores: ["devices"] } },
+      ],
+    });
+  });
+  after(async () => {
+    await gw.stop();
+    await echo.close();
+    tmp.cleanup();
+  });
+
+  test("a device sees its SNI, its chain and the verdict of the listener and route policies", async () => {
+    const r = await curl({
+      port: gw.ports.on ?? 0,
+      dir: tmp.dir,
+      device: "device",
+      path: `${PATH}?path=/echo`,
+    });
+    assert.equal(r.status, 200, r.body);
+    const report = r.json<Report>();
+    assert.equal(report.connection.sni, HOST);
+    assert.equal(report.certificate.sent, true);
+    assert.equal(report.certificate.chain[0]?.subject, "CN=device-001");
+    assert.equal(report.decisions.length, 2);
+    assert.ok(report.decisions.every((d) => d.allow));
+  });
+
+  test("an expired device is told why, even though the route would refuse it", async () => {
+    const r = await curl({ port: gw.ports.on ?? 0, dir: tmp.dir, device: "expired-device", path: PATH });
+    assert.equal(r.status, 200, r.body);
+    const [decision] = r.json<Report>().decisions;
+    assert.equal(decision?.allow, false);
+    assert.equal(decision?.reason, "certificate_expired");
+    assert.match(decision?.detail ?? "", /expired/);
+  });
+
+  test("a listener that hides reasons leaves reason and detail out", async () => {
+    const r = await curl({ port: gw.ports.hidden ?? 0, dir: tmp.dir, device: "expired-device", path: PATH });
+    assert.equal(r.status, 200, r.body);
+    assert.doesNotMatch(r.body, /"reason"|"detail"/);
+  });
+
+  test("off unless configured: the path is proxied like any other", async () => {
+    const r = await curl({ port: gw.ports.off ?? 0, dir: tmp.dir, device: "device", path: PATH });
+    assert.equal(r.status, 200, r.body);
+    assert.equal(r.json<{ path: string }>().path, PATH, "the echo upstream answered");
+  });
+});
