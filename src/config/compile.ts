@@ -153,12 +153,8 @@ function compileServerCertificate(
   return { names, certPem, keyPem, leaf };
 }
 
-function compileRevocation(
-  ctx: CompileContext,
-  spec: RevocationConfig,
-  problems: Problems,
-): RevocationSettings {
-  for (const f of spec.crl.files) problems.files.add(resolve(ctx.baseDir, f));
+/** CRL files are watched by the revocation service itself (a change swaps one snapshot, not the config). */
+function compileRevocation(ctx: CompileContext, spec: RevocationConfig): RevocationSettings {
   return Object.freeze({
     mode: spec.mode,
     scope: spec.scope,
@@ -206,7 +202,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
           notBeforeGraceMs: spec.notBeforeGrace,
           minRsaBits: spec.minRsaBits,
           autoRegister: spec.autoRegister,
-          revocation: compileRevocation(ctx, spec.revocation, problems),
+          revocation: compileRevocation(ctx, spec.revocation),
         }),
       );
     } catch (err) {

@@ -24,7 +24,15 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         trustStores: ["devices"],
       },
     ],
-    trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
+    trustStores: [
+      {
+        name: "devices",
+        ca: ["ca-chain.crt"],
+        // The demo CRL lists revoked-device, and `portcullis pki revoke --dir <demo>/pki` rewrites it (watched);
+        // strict: a device whose status cannot be established is refused.
+        revocation: { mode: "strict", crl: { files: ["pki/crl.pem"], distributionPoints: false } },
+      },
+    ],
     services: [{ name: "echo", targets: [options.upstream] }],
     routes: [
       {

@@ -17,17 +17,23 @@ export function admitConnection(
   const identity = readConnectionIdentity(socket, listener.name, deps.chains, deps.sessionNames);
   const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
   if (listener.clientAuth === "off") return state;
-  const verdict = deps.authenticator.decideForConnection(state, listener.policy, new Date());
-  state.authenticated = verdict.allow;
+  // Judged with the revocation data loaded now: a status that needs fetching (OCSP, distribution points)
+  // is not waited for here but decided per request, where the route's policy fetches it.
+  const decided = deps.authenticator.decide(identity, listener.policy, new Date());
+  const verdict = !decided.allow && decided.reason === "revocation_unknown" ? undefined : decided;
+  state.authenticated = verdict?.allow ?? true;
   if (listener.clientAuth !== "handshake") return state;
   // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
   const opensslVerified = !listener.sendCaNames || socket.authorized;
-  if (verdict.allow && opensslVerified) return state;
+  if ((verdict?.allow ?? true) && opensslVerified) return state;
   deps.logger.info(
     {
       listener: listener.name,
-      reason: verdict.allow ? "untrusted_issuer" : verdict.reason,
-      detail: verdict.allow ? `OpenSSL disagreed: ${socket.authorizationError}` : verdict.detail,
+      reason: verdict === undefined || verdict.allow ? "untrusted_issuer" : verdict.reason,
+      detail:
+        verdict === undefined || verdict.allow
+          ? `OpenSSL disagreed: ${socket.authorizationError}`
+          : verdict.detail,
       sni: identity.sni,
       fingerprint: identity.leaf?.fingerprint,
       resumed: identity.resumed,

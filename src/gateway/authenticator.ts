@@ -1,52 +1,95 @@
 // Turns a connection and a route's auth policy into a Decision: computed once per connection and chain
 // (then from a shared LRU keyed by chain fingerprint, never by subject DN), with the validity period
-// re-checked on every request so that a long-lived connection cannot outlive its certificate.
-
+// re-checked on every request so that a long-lived connection cannot outlive its certificate. Revocation
+// data a chain needs (OCSP answers, CRLs from distribution points) is fetched first; any change of
+// revocation data bumps the epoch, so no verdict reached under older data is served again.
 import { recheckValidity } from "../identity/decide.ts";
 import { DecisionCache } from "../identity/decision-cache.ts";
-import { evaluate } from "../identity/evaluate.ts";
+import { type Evaluation, evaluateDetailed } from "../identity/evaluate.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, TrustStore } from "../identity/types.ts";
+import type { RevocationService } from "../revocation/revocation-service.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
+import type { Logger } from "./log.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+export interface AuthenticatorDeps {
+  readonly revocation: RevocationService | undefined;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+}
 
 export class Authenticator {
   readonly #stores: readonly TrustStore[];
-  readonly #cache: DecisionCache;
+  readonly #cache = new DecisionCache({ maxEntries: 50_000, ttlMs: 60_000 });
+  readonly #deps: AuthenticatorDeps;
+  #epoch = 0;
+  readonly #unsubscribe: () => void;
 
-  constructor(
-    stores: readonly TrustStore[],
-    cache = new DecisionCache({ maxEntries: 50_000, ttlMs: 60_000 }),
-  ) {
+  constructor(stores: readonly TrustStore[], deps: AuthenticatorDeps) {
     this.#stores = stores;
-    this.#cache = cache;
+    this.#deps = deps;
+    this.#unsubscribe =
+      deps.revocation?.onChange(() => {
+        this.#epoch++;
+        this.#cache.clear();
+      }) ?? (() => {});
   }
 
-  /** The verdict on a connection's identity for a policy, at `now`. */
+  /** Bumped whenever revocation data changes: connection verdicts of an older epoch are recomputed. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /**
+   * The verdict with the revocation data loaded right now, never waiting for a fetch (handshake-time
+   * admission, diagnostics): an unknown status there is decided again, with fresh data, per request.
+   */
   decide(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
     return recheckValidity(this.#cached(identity, policy, now), now);
   }
 
-  /** As `decide`, memoised on the connection for the policy. */
-  decideForConnection(state: ConnectionState, policy: AuthPolicy, now: Date): Decision {
-    let decision = state.decisions.get(policy.id);
-    if (decision === undefined) {
-      decision = this.#cached(state.identity, policy, now);
-      state.decisions.set(policy.id, decision);
-    }
-    return recheckValidity(decision, now);
+  /** The verdict for a request on this connection: memoised per connection, policy and epoch. */
+  decideForConnection(state: ConnectionState, policy: AuthPolicy, now: Date): Decision | Promise<Decision> {
+    const memo = state.decisions.get(policy.id);
+    if (memo && memo.epoch === this.#epoch) return recheckValidity(memo.decision, now);
+    const { leaf } = state.identity;
+    const revocation = this.#deps.revocation;
+    const remember = (): Decision => {
+      const epoch = this.#epoch;
+      const decision = this.#cached(state.identity, policy, now);
+      state.decisions.set(policy.id, { decision, epoch });
+      return recheckValidity(decision, now);
+    };
+    if (!leaf || !revocation || !policy.trustStores.some((s) => s.revocation.mode !== "off"))
+      return remember();
+    return revocation.prepareChain(leaf, state.identity.presented, policy.trustStores, now).then(remember);
   }
 
   #cached(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
-    if (identity.leaf === undefined) return evaluate(identity, policy, this.#stores, now);
+    if (identity.leaf === undefined) return this.#evaluate(identity, policy, now).decision;
     const key = `${identity.chainFingerprint}|${policy.id}`;
-    let decision = this.#cache.get(key, now.getTime());
+    let decision = this.#cache.get(key, now);
     if (decision === undefined) {
-      decision = evaluate(identity, policy, this.#stores, now);
-      this.#cache.set(key, decision, now.getTime());
+      decision = this.#evaluate(identity, policy, now).decision;
+      this.#cache.set(key, decision, now);
     }
     return decision;
   }
 
-  clear(): void {
+  #evaluate(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Evaluation {
+    const result = evaluateDetailed(identity, policy, this.#stores, now, this.#deps.revocation?.view());
+    for (const failure of result.softFailures) {
+      this.#deps.metrics.revocationSoftFailures.inc({ store: failure.store });
+      this.#deps.logger.warn(
+        { store: failure.store, detail: failure.detail, fingerprint: identity.leaf?.fingerprint },
+        "revocation status unknown, allowed (soft mode)",
+      );
+    }
+    return result;
+  }
+
+  close(): void {
+    this.#unsubscribe();
     this.#cache.clear();
   }
 }

@@ -3,7 +3,7 @@
 // log, the metrics and the log. Synchronous when everything is cached; a Promise only when a lookup waits.
 import type { CompiledListener } from "../config/compile.ts";
 import type { ReasonCode } from "../identity/reasons.ts";
-import type { AuthPolicy, DeviceIdentity } from "../identity/types.ts";
+import type { AuthPolicy, Decision, DeviceIdentity } from "../identity/types.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
 import type { Authenticator } from "./authenticator.ts";
 import type { DecisionLog, DecisionRecord } from "./decision-log.ts";
@@ -46,6 +46,19 @@ export function authorize(
   now: Date,
 ): Verdict | Promise<Verdict> {
   const decision = deps.authenticator.decideForConnection(state, policy, now);
+  return decision instanceof Promise
+    ? decision.then((d) => afterEngine(deps, state, policy, ctx, now, d))
+    : afterEngine(deps, state, policy, ctx, now, decision);
+}
+
+function afterEngine(
+  deps: AuthorizeDeps,
+  state: ConnectionState,
+  policy: AuthPolicy,
+  ctx: AuthorizeContext,
+  now: Date,
+  decision: Decision,
+): Verdict | Promise<Verdict> {
   if (!decision.allow) return conclude(deps, state, policy, ctx, now, decision);
   const identity = decision.identity;
   if (!deps.registry || (policy.registry ?? "off") === "off") {

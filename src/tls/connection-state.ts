@@ -7,8 +7,8 @@ const kState = Symbol("portcullis.connection");
 
 export interface ConnectionState {
   readonly identity: ConnectionIdentity;
-  /** Verdicts by auth policy id, computed once per connection and chain. */
-  readonly decisions: Map<string, Decision>;
+  /** Verdicts by auth policy id, computed once per connection and chain, with the revocation epoch. */
+  readonly decisions: Map<string, { readonly decision: Decision; readonly epoch: number }>;
   /** True once the chain verified against a trust store of the listener. */
   authenticated: boolean;
   /** The registry device this connection authenticated as, so its connections can be closed at once. */

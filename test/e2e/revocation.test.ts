@@ -1,0 +1,79 @@
+// Revocation end to end, on the demo: the demo CRL refuses revoked-device; a revocation published with
+// `portcullis pki revoke` while a device holds a keep-alive connection denies its very next request.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Client } from "undici";
+import { curl } from "../helpers/clients.ts";
+import { type GatewayProcess, runCli, startDemo, tempDir } from "../helpers/gateway-process.ts";
+
+const HOST = "mtls.auth.local.com";
+
+describe("revocation (demo, application mode)", () => {
+  const tmp = tempDir();
+  let gw: GatewayProcess;
+  let port = 0;
+
+  before(async () => {
+    gw = await startDemo(tmp.dir);
+    port = gw.ports.demo ?? 0;
+  });
+  after(async () => {
+    await gw.stop();
+    tmp.cleanup();
+  });
+
+  test("the device listed on the demo CRL gets 401 certificate_revoked", async () => {
+    const r = await curl({ port, dir: tmp.dir, device: "revoked-device" });
+    assert.equal(r.status, 401, r.body);
+    assert.deepEqual(r.json(), {
+      message: "TLS certificate failed verification",
+      reason: "certificate_revoked",
+    });
+  });
+
+  test("a revocation published while a device is connected denies its next request on the same connection", async () => {
+    const client = new Client(`https://127.0.0.1:${port}`, {
+      connect: {
+        servername: HOST,
+        ca: readFileSync(join(tmp.dir, "ca-chain.crt")),
+        cert: readFileSync(join(tmp.dir, "unregistered-device.crt")),
+        key: readFileSync(join(tmp.dir, "unregistered-device.key")),
+      },
+    });
+    let connects = 0;
+    client.on("connect", () => connects++);
+    const get = async () => {
+      const r = await client.request({ method: "GET", path: "/echo", headers: { host: HOST } });
+      return { status: r.statusCode, body: (await r.body.json()) as { reason?: string } };
+    };
+    try {
+      assert.equal((await get()).status, 200);
+      const revoked = await runCli([
+        "pki",
+        "revoke",
+        "--dir",
+        join(tmp.dir, "pki"),
+        "--cert",
+        join(tmp.dir, "unregistered-device.crt"),
+        "--reason",
+        "keyCompromise",
+      ]);
+      assert.equal(revoked.code, 0, revoked.stderr);
+      const deadline = Date.now() + 10_000;
+      let last = await get();
+      while (last.status === 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        last = await get();
+      }
+      assert.equal(last.status, 401);
+      assert.equal(last.body.reason, "certificate_revoked");
+      assert.equal(connects, 1, "the same keep-alive connection carried every request");
+      // Other devices are not affected.
+      assert.equal((await curl({ port, dir: tmp.dir, device: "device" })).status, 200);
+    } finally {
+      await client.close();
+    }
+  });
+});
