@@ -7,6 +7,8 @@ import type { CompiledConfig } from "../config/compile.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { Upstream } from "../proxy/upstream.ts";
+import { RevocationConfigError } from "../revocation/errors.ts";
+import { RevocationService } from "../revocation/revocation-service.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
 import { ListenerServer } from "../tls/listener.ts";
 import { reasonForHandshakeError } from "../tls/openssl-reasons.ts";
@@ -29,8 +31,11 @@ export interface BoundListener {
   readonly clientAuth: string;
 }
 
-/** How long a replaced upstream pool may finish its requests before it is closed. */
+/** How long a replaced runtime's upstream pools may finish their requests before they are closed. */
 const UPSTREAM_RETIRE_MS = 30_000;
+
+/** How often CRL files are checked for a change: a revocation published as a file applies within it. */
+const CRL_POLL_MS = 1_000;
 
 /** What outlives a reload: the log, the decision log and the metrics. */
 interface Observability {
@@ -39,15 +44,33 @@ interface Observability {
   readonly metrics: GatewayMetrics;
 }
 
-function buildRuntime(config: CompiledConfig, o: Observability): RequestHandlerDeps {
+interface Runtime extends RequestHandlerDeps {
+  readonly revocation: RevocationService | undefined;
+}
+
+/** Builds what serves one config; throws (RevocationConfigError) when a CRL file is broken: fail closed. */
+async function buildRuntime(config: CompiledConfig, o: Observability): Promise<Runtime> {
+  const revocation = config.trustStores.some((s) => s.revocation.mode !== "off")
+    ? await RevocationService.create(config.trustStores, {
+        logger: o.logger,
+        filePollIntervalMs: CRL_POLL_MS,
+      })
+    : undefined;
   const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
-  return {
-    ...o,
-    config,
-    upstreams,
-    authenticator: new Authenticator(config.trustStores),
-    registry: undefined,
-  };
+  const authenticator = new Authenticator(config.trustStores, {
+    revocation,
+    logger: o.logger,
+    metrics: o.metrics,
+  });
+  return { ...o, config, upstreams, authenticator, revocation, registry: undefined };
+}
+
+/** Closes what a replaced runtime holds, once its requests had `graceMs` to finish. */
+async function retire(runtime: Runtime, graceMs: number): Promise<void> {
+  runtime.authenticator.close();
+  await runtime.revocation?.close();
+  if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
+  await Promise.all([...runtime.upstreams.values()].map((u) => u.close()));
 }
 
 /** A reload may change everything but the listeners' and admin's addresses, which need a restart. */
@@ -63,7 +86,7 @@ export class Gateway implements Observability {
   readonly logger: Logger;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
-  #runtime: RequestHandlerDeps;
+  #runtime!: Runtime;
   readonly #listeners: ListenerServer[] = [];
   readonly #startedAt = Date.now();
   readonly #chains = new PresentedChains();
@@ -78,11 +101,11 @@ export class Gateway implements Observability {
     this.logger = logger;
     this.decisions = new DecisionLog(config.admin?.decisionsKept ?? 1000);
     this.metrics = new GatewayMetrics();
-    this.#runtime = buildRuntime(config, this);
   }
 
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
     const gateway = new Gateway(config, logger);
+    gateway.#runtime = await buildRuntime(config, gateway);
     try {
       await gateway.#start();
     } catch (err) {
@@ -142,24 +165,25 @@ export class Gateway implements Observability {
 
   async #reload(): Promise<boolean> {
     const current = this.#runtime;
-    let next: CompiledConfig;
+    let next: Runtime;
     try {
-      next = await loadConfig(current.config.file, current.config.generation + 1);
-      const why = restartNeeded(current.config, next);
-      if (why) throw new ConfigError(next.file, [{ path: [], message: `${why}: restart to apply` }]);
+      const config = await loadConfig(current.config.file, current.config.generation + 1);
+      const why = restartNeeded(current.config, config);
+      if (why) throw new ConfigError(config.file, [{ path: [], message: `${why}: restart to apply` }]);
+      next = await buildRuntime(config, this);
     } catch (err) {
-      this.logger.error({ err: err instanceof ConfigError ? err.message : err }, "reload rejected");
+      const message = err instanceof ConfigError || err instanceof RevocationConfigError ? err.message : err;
+      this.logger.error({ err: message }, "reload rejected");
       return false;
     }
-    this.#runtime = buildRuntime(next, this);
+    this.#runtime = next;
     for (const server of this.#listeners) {
-      const listener = next.listeners.find((l) => l.name === server.listener.name);
+      const listener = next.config.listeners.find((l) => l.name === server.listener.name);
       if (listener) server.update(listener);
     }
-    const retired = [...current.upstreams.values()];
-    setTimeout(() => void Promise.all(retired.map((u) => u.close())), UPSTREAM_RETIRE_MS).unref();
-    this.#watcher?.watch(next.files);
-    this.logger.info({ generation: next.generation, file: next.file }, "config reloaded");
+    void retire(current, UPSTREAM_RETIRE_MS);
+    this.#watcher?.watch(next.config.files);
+    this.logger.info({ generation: next.config.generation, file: next.config.file }, "config reloaded");
     return true;
   }
 
@@ -197,6 +221,6 @@ export class Gateway implements Observability {
     this.#watcher?.close();
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#admin?.close();
-    await Promise.all([...this.#runtime.upstreams.values()].map((u) => u.close()));
+    if (this.#runtime) await retire(this.#runtime, 0);
   }
 }
