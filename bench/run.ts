@@ -1,0 +1,27 @@
+// `npm run bench`: runs every bench/*.bench.ts, one after the other in its own process (so that one
+// benchmark's JIT state and heap do not colour the next), and prints what each reports.
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const dir = fileURLToPath(new URL(".", import.meta.url));
+const only = process.argv.slice(2);
+const files = readdirSync(dir)
+  .filter((f) => f.endsWith(".bench.ts"))
+  .filter((f) => only.length === 0 || only.some((o) => f.includes(o)))
+  .sort();
+
+let failed = 0;
+for (const file of files) {
+  process.stdout.write(`\n== ${file}\n`);
+  const started = performance.now();
+  const result = spawnSync(process.execPath, [join(dir, file)], { stdio: "inherit" });
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  if (result.status !== 0) {
+    failed++;
+    process.stdout.write(`== ${file} FAILED (exit ${result.status ?? result.signal}) after ${seconds}s\n`);
+  } else process.stdout.write(`== ${file} done in ${seconds}s\n`);
+}
+if (files.length === 0) process.stdout.write("no bench/*.bench.ts files\n");
+process.exitCode = failed > 0 ? 1 : 0;
