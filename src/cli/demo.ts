@@ -7,6 +7,7 @@ import { pino } from "pino";
 import { loadConfig } from "../config/load.ts";
 import type { ClientAuthMode } from "../config/schema.ts";
 import { demoConfigYaml } from "../demo/demo-config.ts";
+import { registerDemoDevice } from "../demo/demo-device.ts";
 import { startEchoUpstream } from "../demo/echo-upstream.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
@@ -32,6 +33,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       "admin-port": { type: "string", default: "8444" },
       dir: { type: "string", default: ".portcullis-demo" },
       upstream: { type: "string" },
+      store: { type: "string", default: "sqlite:portcullis.db" },
     },
     strict: true,
   });
@@ -47,12 +49,15 @@ export async function runDemo(argv: string[]): Promise<number> {
     );
   }
   const signal = shutdownSignal();
+  if (!/^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(values.store)) {
+    throw new UsageError(`demo: --store must be sqlite:PATH or postgres://…, got "${values.store}"`);
+  }
   const dir = resolve(values.dir);
-  await ensureDemoPki(dir);
+  const pki = await ensureDemoPki(dir);
   const echo = values.upstream === undefined ? await startEchoUpstream() : undefined;
   const upstream = values.upstream ?? echo?.url ?? "";
   const configFile = join(dir, "portcullis.yaml");
-  writeFileSync(configFile, demoConfigYaml({ mode, port, adminPort, upstream }));
+  writeFileSync(configFile, demoConfigYaml({ mode, port, adminPort, upstream, store: values.store }));
   const config = await loadConfig(configFile);
   const logger = createLogger(config.logLevel, pino.destination({ fd: 2, sync: false }));
   let gateway: Gateway;
@@ -61,6 +66,13 @@ export async function runDemo(argv: string[]): Promise<number> {
   } catch (err) {
     await echo?.close();
     throw err;
+  }
+  const device = await registerDemoDevice(gateway, pki.deviceCert, pki.deviceId);
+  if (device.status !== "active") {
+    logger.warn(
+      { deviceId: device.id, status: device.status },
+      "the demo device is not active in this store",
+    );
   }
   gateway.watchConfig();
   process.on("SIGHUP", () => void gateway.reload());

@@ -12,7 +12,15 @@ import type { ConfigInput } from "./schema.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "portcullis-config-"));
 const base = (): ConfigInput =>
-  structuredClone(demoConfig({ mode: "application", port: 0, adminPort: 0, upstream: "http://127.0.0.1:9" }));
+  structuredClone(
+    demoConfig({
+      mode: "application",
+      port: 0,
+      adminPort: 0,
+      upstream: "http://127.0.0.1:9",
+      store: "sqlite:test.db",
+    }),
+  );
 
 async function compile(config: ConfigInput | string) {
   const file = join(dir, "portcullis.yaml");

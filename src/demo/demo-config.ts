@@ -10,6 +10,8 @@ export interface DemoConfigOptions {
   readonly port: number;
   readonly adminPort: number;
   readonly upstream: string;
+  /** `sqlite:PATH` (relative to the demo directory) or `postgres://…`. */
+  readonly store: string;
 }
 
 export function demoConfig(options: DemoConfigOptions): ConfigInput {
@@ -40,11 +42,13 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         hosts: DEMO_HOSTS,
         paths: ["/echo"],
         service: "echo",
-        auth: { trustStores: ["devices"] },
+        // A registered, active device: unregistered-device is refused with unknown_device.
+        auth: { trustStores: ["devices"], registry: "required" },
       },
       { name: "public-echo", hosts: DEMO_HOSTS, paths: ["/public/echo"], service: "echo", public: true },
     ],
     admin: { host: "127.0.0.1", port: options.adminPort, tokenFile: "admin.token" },
+    store: { url: options.store },
   };
 }
 

@@ -7,6 +7,7 @@ import type { CompiledConfig } from "../config/compile.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { Upstream } from "../proxy/upstream.ts";
+import { openDeviceStore } from "../registry/open-store.ts";
 import { RevocationConfigError } from "../revocation/errors.ts";
 import { RevocationService } from "../revocation/revocation-service.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
@@ -18,6 +19,7 @@ import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
 import { ConfigWatcher } from "./config-watcher.ts";
 import { DecisionLog } from "./decision-log.ts";
+import { DeviceRegistry } from "./device-registry.ts";
 import type { Logger } from "./log.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { handleRequest, type RequestHandlerDeps } from "./request-handler.ts";
@@ -37,11 +39,12 @@ const UPSTREAM_RETIRE_MS = 30_000;
 /** How often CRL files are checked for a change: a revocation published as a file applies within it. */
 const CRL_POLL_MS = 1_000;
 
-/** What outlives a reload: the log, the decision log and the metrics. */
+/** What outlives a reload: the log, the decision log, the metrics and the device registry. */
 interface Observability {
   readonly logger: Logger;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
+  readonly registry: DeviceRegistry | undefined;
 }
 
 interface Runtime extends RequestHandlerDeps {
@@ -62,7 +65,16 @@ async function buildRuntime(config: CompiledConfig, o: Observability): Promise<R
     logger: o.logger,
     metrics: o.metrics,
   });
-  return { ...o, config, upstreams, authenticator, revocation, registry: undefined };
+  return {
+    logger: o.logger,
+    decisions: o.decisions,
+    metrics: o.metrics,
+    registry: o.registry,
+    config,
+    upstreams,
+    authenticator,
+    revocation,
+  };
 }
 
 /** Closes what a replaced runtime holds, once its requests had `graceMs` to finish. */
@@ -79,6 +91,7 @@ function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | 
   if (addresses(current) !== addresses(next)) return "listeners were added, removed or moved";
   const admin = (c: CompiledConfig) => (c.admin ? `${c.admin.host}:${c.admin.port}:${c.admin.token}` : "");
   if (admin(current) !== admin(next)) return "the admin listener or its token changed";
+  if (current.store.url !== next.store.url) return "the device store changed";
   return undefined;
 }
 
@@ -86,6 +99,7 @@ export class Gateway implements Observability {
   readonly logger: Logger;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
+  #registry: DeviceRegistry | undefined;
   #runtime!: Runtime;
   readonly #listeners: ListenerServer[] = [];
   readonly #startedAt = Date.now();
@@ -103,10 +117,15 @@ export class Gateway implements Observability {
     this.metrics = new GatewayMetrics();
   }
 
+  get registry(): DeviceRegistry | undefined {
+    return this.#registry;
+  }
+
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
     const gateway = new Gateway(config, logger);
-    gateway.#runtime = await buildRuntime(config, gateway);
     try {
+      await gateway.#openRegistry(config);
+      gateway.#runtime = await buildRuntime(config, gateway);
       await gateway.#start();
     } catch (err) {
       await gateway.stop(0);
@@ -117,6 +136,31 @@ export class Gateway implements Observability {
 
   get config(): CompiledConfig {
     return this.#runtime.config;
+  }
+
+  async #openRegistry(config: CompiledConfig): Promise<void> {
+    const store = openDeviceStore(config.store.url);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw err;
+    }
+    this.#registry = new DeviceRegistry(store, {
+      cacheMaxEntries: config.store.cacheMaxEntries,
+      cacheTtlMs: config.store.cacheTtl,
+      outageGraceMs: config.store.outageGrace,
+      lastSeenIntervalMs: config.store.lastSeenInterval,
+      connections: () => this.#connections(),
+      closeConnections: (match) => this.#listeners.reduce((n, l) => n + l.closeConnections(match), 0),
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    this.logger.info({ store: store.health().kind }, "device store ready");
+  }
+
+  *#connections() {
+    for (const listener of this.#listeners) yield* listener.connections();
   }
 
   async #start(): Promise<void> {
@@ -142,10 +186,26 @@ export class Gateway implements Observability {
       logger.info({ listener: listener.name, address: address.address, port: address.port }, "listening");
     }
     if (config.admin) {
-      this.#admin = new AdminServer({ ...config.admin, status: () => this.status() });
+      const { tls } = config.admin;
+      this.#admin = new AdminServer({
+        host: config.admin.host,
+        port: config.admin.port,
+        token: config.admin.token,
+        status: () => this.status(),
+        store: this.#requireRegistry().store,
+        decisions: this.decisions,
+        metrics: this.metrics,
+        logger,
+        tls: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
+      });
       this.#adminPort = (await this.#admin.listen(config.admin.host, config.admin.port)).port;
       logger.info({ admin: true, port: this.#adminPort }, "admin listening");
     }
+  }
+
+  #requireRegistry(): DeviceRegistry {
+    if (!this.#registry) throw new Error("the device registry is not open");
+    return this.#registry;
   }
 
   /** Reloads when the config file or any file it references changes (certificates, keys, CA and CRL files). */
@@ -222,5 +282,6 @@ export class Gateway implements Observability {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#admin?.close();
     if (this.#runtime) await retire(this.#runtime, 0);
+    await this.#registry?.close();
   }
 }

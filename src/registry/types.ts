@@ -63,12 +63,20 @@ export interface DevicePage {
   readonly next: string | undefined;
 }
 
-/** A change of one device, as announced to every gateway node (LISTEN/NOTIFY on PostgreSQL). */
+/**
+ * A change of one device, as announced to every gateway node (LISTEN/NOTIFY on PostgreSQL).
+ *
+ * `kind: "resync"` is not a change of one device: it says this node may have missed changes (the
+ * LISTEN connection came back after a drop, a bulk import, or a poller fell behind). Then `id` is ""
+ * and `bindings` is empty; caches flush everything and live connections should be re-checked.
+ */
 export interface DeviceChange {
   readonly id: string;
-  readonly kind: "created" | "updated" | "deleted";
+  readonly kind: "created" | "updated" | "deleted" | "resync";
   /** The device's bindings before and after, so caches can drop every key the change touches. */
   readonly bindings: readonly Binding[];
+  /** The device's status after the change; undefined when deleted (and on resync). */
+  readonly status?: DeviceStatus;
 }
 
 export interface ImportResult {
@@ -93,6 +101,23 @@ export class DeviceExistsError extends Error {
 export class StoreConflictError extends Error {
   override name = "StoreConflictError";
 }
+/** The input is not a valid device, patch or binding (the admin API answers 400). */
+export class InvalidDeviceError extends Error {
+  override name = "InvalidDeviceError";
+}
+/** importDevices refused the whole batch; `failures` names every device that failed, by index in the batch. */
+export class ImportRejectedError extends Error {
+  override name = "ImportRejectedError";
+  readonly failures: readonly { readonly index: number; readonly id: string; readonly message: string }[];
+  constructor(
+    failures: readonly { readonly index: number; readonly id: string; readonly message: string }[],
+  ) {
+    super(
+      `import rejected, nothing imported: ${failures.length} invalid device(s), first #${failures[0]?.index} ${failures[0]?.id}: ${failures[0]?.message}`,
+    );
+    this.failures = failures;
+  }
+}
 /** The store cannot be reached right now. */
 export class StoreUnavailableError extends Error {
   override name = "StoreUnavailableError";
@@ -102,12 +127,20 @@ export interface DeviceStore {
   /** Runs the versioned migrations (idempotent); called once at start. */
   migrate(): Promise<void>;
   findByBinding(binding: Binding): Promise<Device | undefined>;
+  /**
+   * The device owning the first of these bindings (in the given order) that is bound at all, in one
+   * indexed query. Optional: DeviceCache falls back to findByBinding per binding when absent.
+   */
+  findByAnyBinding?(bindings: readonly Binding[]): Promise<Device | undefined>;
   get(id: string): Promise<Device | undefined>;
   list(query: DeviceQuery): Promise<DevicePage>;
   create(device: NewDevice): Promise<Device>;
   update(id: string, patch: DevicePatch): Promise<Device>;
   delete(id: string): Promise<void>;
-  /** All or nothing: when any device is invalid or exists already, nothing is imported. */
+  /**
+   * All or nothing: when any device is invalid or exists already, nothing is imported and
+   * ImportRejectedError lists every failing device.
+   */
   importDevices(devices: readonly NewDevice[]): Promise<number>;
   /** Batched last-seen times (never one write per request). */
   touch(lastSeen: ReadonlyMap<string, Date>): Promise<void>;

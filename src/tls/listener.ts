@@ -169,11 +169,20 @@ export class ListenerServer {
     });
   }
 
-  /** Closes the connections of one device identity (by leaf fingerprint) at once. */
-  closeConnections(predicate: (socket: TLSSocket) => boolean): number {
+  /** The state of every open connection (admitted ones: each has one). */
+  *connections(): Generator<ConnectionState> {
+    for (const socket of this.#sockets.keys()) {
+      const state = connectionStateOf(socket);
+      if (state) yield state;
+    }
+  }
+
+  /** Closes at once every open connection whose state matches (HTTP/1.1 keep-alive and HTTP/2 alike). */
+  closeConnections(match: (state: ConnectionState) => boolean): number {
     let closed = 0;
     for (const socket of this.#sockets.keys()) {
-      if (predicate(socket)) {
+      const state = connectionStateOf(socket);
+      if (state && match(state)) {
         socket.destroy();
         closed++;
       }
