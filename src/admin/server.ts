@@ -1,54 +1,129 @@
-// The admin listener: its own HTTP server (loopback by default), every call behind the bearer token,
-// JSON in and out. This first version serves GET /status.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+// The admin listener: its own HTTP(S) server (loopback by default), every call behind the bearer token
+// (and, with TLS and `requestCert`, a client certificate from the admin trust stores), JSON in and out.
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { sendJson } from "../gateway/respond.ts";
 import { bearerTokenMatches } from "./auth.ts";
+import { registerDeviceRoutes } from "./devices-routes.ts";
+import { HttpError, toHttpError } from "./errors.ts";
+import { registerImportRoute } from "./import.ts";
+import type { AdminOptions } from "./options.ts";
+import { AdminRouter } from "./router.ts";
+import { registerSystemRoutes } from "./system-routes.ts";
 
-export interface AdminStatus {
-  readonly status: "ok" | "draining";
-  readonly version: string;
-  readonly uptimeSeconds: number;
-  readonly listeners: readonly { name: string; address: string; port: number; clientAuth: string }[];
+export type { AdminOptions, AdminStatus, AdminTls } from "./options.ts";
+
+const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 300_000 };
+
+/** The admin API's routes, registered on one router (also what the OpenAPI test walks). */
+export function adminRouter(options: AdminOptions): AdminRouter {
+  const router = new AdminRouter();
+  registerSystemRoutes(router, options);
+  registerDeviceRoutes(router, options);
+  registerImportRoute(router, options);
+  return router;
 }
 
-export interface AdminOptions {
-  readonly host: string;
-  readonly port: number;
-  readonly token: string;
-  readonly status: () => AdminStatus;
+function createServer(
+  options: AdminOptions,
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
+  if (!options.tls) return createHttpServer(SERVER_TIMEOUTS, handle);
+  const { cert, key, ca, requestCert = ca !== undefined } = options.tls;
+  if (requestCert && ca === undefined)
+    throw new Error("admin TLS: requestCert needs the admin trust stores (ca)");
+  return createHttpsServer(
+    {
+      ...SERVER_TIMEOUTS,
+      cert,
+      key,
+      ca,
+      requestCert,
+      rejectUnauthorized: requestCert,
+      minVersion: "TLSv1.2",
+    },
+    handle,
+  );
+}
+
+/** A body left unread (refused before reading it) is not drained: the connection is closed instead. */
+function closeIfUnread(req: IncomingMessage): Record<string, string> {
+  const hasBody =
+    req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  return hasBody && !req.readableEnded ? { connection: "close" } : {};
 }
 
 export class AdminServer {
   readonly #server: Server;
+  readonly #options: AdminOptions;
+  readonly #router: AdminRouter;
+  readonly #requireClientCert: boolean;
 
   constructor(options: AdminOptions) {
-    this.#server = createServer({ headersTimeout: 10_000, requestTimeout: 30_000 }, (req, res) =>
-      this.#handle(req, res, options),
-    );
+    this.#options = options;
+    this.#router = adminRouter(options);
+    this.#requireClientCert = options.tls ? (options.tls.requestCert ?? options.tls.ca !== undefined) : false;
+    this.#server = createServer(options, (req, res) => {
+      void this.#handle(req, res);
+    });
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse, options: AdminOptions): void {
+  get router(): AdminRouter {
+    return this.#router;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = performance.now();
-    if (!bearerTokenMatches(req, options.token)) {
-      sendJson(res, 401, { message: "Unauthorized" }, startedAt, {
-        "www-authenticate": 'Bearer realm="portcullis"',
-      });
-      return;
-    }
-    const path = (req.url ?? "/").split("?")[0];
-    if (path === "/status") {
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        sendJson(res, 405, { message: "Method not allowed" }, startedAt, { allow: "GET, HEAD" });
+    try {
+      this.#authorize(req);
+      const url = new URL(req.url ?? "/", "http://admin.invalid");
+      const match = this.#router.match(req.method ?? "GET", url.pathname);
+      if (match.kind === "not-found") throw new HttpError(404, "Not found");
+      if (match.kind === "wrong-method") {
+        throw new HttpError(405, "Method not allowed", { headers: { allow: match.allow.join(", ") } });
+      }
+      await match.handler({ req, res, params: match.params, query: url.searchParams, startedAt });
+    } catch (err) {
+      // The client went away mid-body (e.g. an import cancelled): nobody is left to answer.
+      if (res.destroyed) return;
+      const httpError = toHttpError(err);
+      if (httpError) {
+        sendJson(res, httpError.status, httpError.body, startedAt, {
+          ...closeIfUnread(req),
+          ...httpError.headers,
+        });
         return;
       }
-      sendJson(res, 200, options.status(), startedAt);
-      return;
+      this.#options.logger?.error(
+        { err, method: req.method, path: req.url?.split("?")[0] },
+        "admin API error",
+      );
+      sendJson(res, 500, { message: "Internal server error" }, startedAt);
     }
-    sendJson(res, 404, { message: "Not found" }, startedAt);
   }
 
-  listen(host: string, port: number): Promise<AddressInfo> {
+  #authorize(req: IncomingMessage): void {
+    // The handshake already refused unverified clients; this guards against a TLS option slipping.
+    if (this.#requireClientCert && !(req.socket as TLSSocket).authorized) {
+      throw new HttpError(401, "A client certificate from the admin trust stores is required", {
+        headers: { connection: "close" },
+      });
+    }
+    if (!bearerTokenMatches(req, this.#options.token)) {
+      throw new HttpError(401, "Unauthorized", {
+        headers: { "www-authenticate": 'Bearer realm="portcullis"' },
+      });
+    }
+  }
+
+  listen(host = this.#options.host, port = this.#options.port): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.#server.once("error", reject);
       this.#server.listen(port, host, () => {

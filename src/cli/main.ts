@@ -2,6 +2,7 @@
 import { createRequire } from "node:module";
 import { ConfigError } from "../config/errors.ts";
 import { runDemo } from "./demo.ts";
+import { runDevices } from "./devices.ts";
 import { runEcho } from "./echo.ts";
 import { runPki } from "./pki.ts";
 import { runStart } from "./start.ts";
@@ -14,6 +15,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   start: runStart,
   echo: runEcho,
   pki: runPki,
+  verify: async (argv) => (await import("./verify.ts")).runVerify(argv),
+  devices: runDevices,
 };
 
 async function main(argv: string[]): Promise<number> {

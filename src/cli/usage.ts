@@ -13,6 +13,11 @@ Commands:
                           run the demo's echo upstream on its own
   pki init|issue|revoke|crl ...
                           manage a small PKI (portcullis pki --help)
+  devices list|show|add|import|suspend|activate|revoke|rm ...
+                          manage registered devices through the admin API (portcullis devices --help)
+  verify --ca ROOTS.pem [--untrusted F] [--crl F]... [--at TIME] [--purpose P] [--json] LEAF.pem
+  verify --config FILE --host HOST --path PATH LEAF.pem
+                          verify a chain offline with the gateway's engine (exit 0 ok, 1 rejected)
   version                 the version, and the Node.js and OpenSSL it runs on
   help                    this text
 `;

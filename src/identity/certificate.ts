@@ -1,7 +1,33 @@
 // A parsed X.509 certificate: everything the identity engine, the policies and the identity headers read,
-// decoded once from DER. Parsing never throws anything but CertificateParseError.
+// decoded once from DER. OpenSSL (node:crypto X509Certificate) is the parser of record: what it refuses
+// is refused; the fields are then read from the same DER with the strict reader of der.ts, which costs
+// microseconds where a schema-driven parse costs most of a millisecond. Parsing never throws anything
+// but CertificateParseError.
 import { createHash, X509Certificate as NodeX509 } from "node:crypto";
-import { x509 } from "./x509.ts";
+import {
+  type PublicKeyInfo,
+  publicKeyInfoOf,
+  type SignatureAlgorithm,
+  signatureAlgorithmOf,
+} from "./algorithms.ts";
+import {
+  children,
+  contents,
+  ctx,
+  DerError,
+  decodeBoolean,
+  decodeOid,
+  decodeSmallInt,
+  encoding,
+  readTlv,
+  TAG,
+} from "./der.ts";
+import { firstValue, formatName, OID_COMMON_NAME, parseName, type Rdn } from "./dn.ts";
+import { decodeBasicConstraints, decodeExtKeyUsage, decodeKeyUsage, OID } from "./extensions.ts";
+import { decodeGeneralNames, type GeneralName } from "./general-names.ts";
+import { Lru } from "./lru.ts";
+import { decodeNameConstraints, type NameConstraints } from "./name-constraints.ts";
+import { decodeTime } from "./time.ts";
 
 export class CertificateParseError extends Error {
   override name = "CertificateParseError";
@@ -13,12 +39,20 @@ export interface Certificate {
   readonly node: NodeX509;
   /** SHA-256 of the DER, lower-case hex without separators (XFCC `Hash`). */
   readonly fingerprint: string;
-  /** SHA-256 of the SubjectPublicKeyInfo, base64 (Envoy/HPKP-style SPKI pin). */
+  /** SHA-256 of the SubjectPublicKeyInfo as encoded in the certificate, base64 (Envoy/HPKP-style pin). */
   readonly spkiSha256: string;
   readonly serialNumber: string;
+  /** X.509 version: 1, 2 or 3. */
+  readonly version: number;
+  /** The algorithm the issuer signed this certificate with. */
+  readonly signatureAlgorithm: SignatureAlgorithm;
+  /** This certificate's own public key. */
+  readonly publicKey: PublicKeyInfo;
   /** RFC 4514 string, most specific RDN first (as Envoy's XFCC `Subject`). */
   readonly subject: string;
   readonly issuer: string;
+  /** The subject's RDNs in encoding order (most general first), for directoryName constraints. */
+  readonly subjectRdns: readonly Rdn[];
   /** DER of the subject and issuer Names, for exact name chaining. */
   readonly subjectDer: Buffer;
   readonly issuerDer: Buffer;
@@ -33,13 +67,17 @@ export interface Certificate {
   readonly keyUsage: ReadonlySet<string> | undefined;
   /** extendedKeyUsage OIDs; undefined when the extension is absent (no restriction). */
   readonly extKeyUsage: readonly string[] | undefined;
+  /** Every subjectAltName entry, in order; the san* lists below are views of it. */
+  readonly subjectAltNames: readonly GeneralName[];
   readonly sanDns: readonly string[];
   readonly sanUris: readonly string[];
   readonly sanEmails: readonly string[];
   readonly sanIps: readonly string[];
+  /** Parsed nameConstraints of a CA; undefined when absent. */
+  readonly nameConstraints: NameConstraints | undefined;
   /** OIDs of critical extensions, for the "unknown critical extension" rule. */
   readonly criticalExtensions: readonly string[];
-  /** OIDs of every extension, critical or not (e.g. to refuse a nameConstraints not yet enforced). */
+  /** OIDs of every extension, critical or not. */
   readonly extensionOids: readonly string[];
 }
 
@@ -50,101 +88,150 @@ export const EKU = {
   anyExtendedKeyUsage: "2.5.29.37.0",
 } as const;
 
-const KEY_USAGE_NAMES: readonly [number, string][] = [
-  [x509.KeyUsageFlags.digitalSignature, "digitalSignature"],
-  [x509.KeyUsageFlags.nonRepudiation, "nonRepudiation"],
-  [x509.KeyUsageFlags.keyEncipherment, "keyEncipherment"],
-  [x509.KeyUsageFlags.dataEncipherment, "dataEncipherment"],
-  [x509.KeyUsageFlags.keyAgreement, "keyAgreement"],
-  [x509.KeyUsageFlags.keyCertSign, "keyCertSign"],
-  [x509.KeyUsageFlags.cRLSign, "cRLSign"],
-  [x509.KeyUsageFlags.encipherOnly, "encipherOnly"],
-  [x509.KeyUsageFlags.decipherOnly, "decipherOnly"],
-];
+const sha256 = (data: Uint8Array, encoding: "hex" | "base64"): string =>
+  createHash("sha256").update(data).digest(encoding);
 
-const ATTRIBUTE_NAMES: Record<string, string> = { E: "emailAddress" };
-
-/** RFC 4514 §2.4 escaping of one attribute value. */
-function escapeDnValue(value: string): string {
-  let out = value.replace(/[\\,+"<>;=]/g, (c) => `\\${c}`);
-  if (out.startsWith("#") || out.startsWith(" ")) out = `\\${out}`;
-  if (out.endsWith(" ") && out.length > 1) out = `${out.slice(0, -1)}\\ `;
-  return out;
+interface Extensions {
+  readonly byOid: Map<string, Uint8Array>;
+  readonly critical: string[];
 }
 
-/** RFC 4514 string of a Name: RDNs in reverse order of the encoding, comma-separated. */
-function formatName(name: x509.Name): string {
-  return name
-    .toJSON()
-    .map((rdn) =>
-      Object.entries(rdn)
-        .flatMap(([type, values]) =>
-          values.map((v) => `${ATTRIBUTE_NAMES[type] ?? type}=${escapeDnValue(v)}`),
-        )
-        .join("+"),
-    )
-    .reverse()
-    .join(",");
+/** Extensions ::= SEQUENCE OF Extension; Extension ::= SEQUENCE { extnID, critical DEFAULT FALSE, extnValue } */
+function readExtensions(der: Buffer, wrapper: ReturnType<typeof readTlv>): Extensions {
+  const byOid = new Map<string, Uint8Array>();
+  const critical: string[] = [];
+  const seq = readTlv(der, wrapper.start, wrapper.end);
+  if (seq.tag !== TAG.sequence || seq.end !== wrapper.end) throw new DerError("malformed extensions");
+  for (const ext of children(der, seq)) {
+    const fields = ext.tag === TAG.sequence ? children(der, ext) : [];
+    const [idTlv, second, third] = fields;
+    if (!idTlv || !second || fields.length > 3) throw new DerError("malformed extension");
+    const oid = decodeOid(der, idTlv);
+    const isCritical = third !== undefined && decodeBoolean(der, second);
+    const value = third ?? second;
+    if (value.tag !== TAG.octetString)
+      throw new DerError(`extension ${oid}: extnValue is not an OCTET STRING`);
+    // RFC 5280 §4.2: at most one instance of an extension; two could be read differently by two verifiers.
+    if (byOid.has(oid)) throw new DerError(`duplicate extension ${oid}`);
+    byOid.set(oid, contents(der, value));
+    if (isCritical) critical.push(oid);
+  }
+  return { byOid, critical };
 }
 
-function toBuffer(data: ArrayBuffer | ArrayBufferView): Buffer {
-  return ArrayBuffer.isView(data)
-    ? Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-    : Buffer.from(data);
+function parseFields(der: Buffer, node: NodeX509): Certificate {
+  const cert = readTlv(der, 0);
+  if (cert.tag !== TAG.sequence || cert.end !== der.length) throw new DerError("not one DER SEQUENCE");
+  const [tbs, sigAlg, sigValue, extra] = children(der, cert);
+  if (!tbs || !sigAlg || !sigValue || extra || tbs.tag !== TAG.sequence)
+    throw new DerError("bad Certificate");
+  const fields = children(der, tbs);
+  let i = 0;
+  let version = 1;
+  const first = fields[0];
+  if (first?.tag === ctx(0, true)) {
+    const v = readTlv(der, first.start, first.end);
+    if (v.tag !== TAG.integer || v.end !== first.end) throw new DerError("bad version");
+    version = decodeSmallInt(der, v) + 1;
+    if (version > 3) throw new DerError(`unknown X.509 version ${version}`);
+    i++;
+  }
+  const [serial, tbsSig, issuer, validity, subject, spki] = fields.slice(i, i + 6);
+  if (!serial || !tbsSig || !issuer || !validity || !subject || !spki)
+    throw new DerError("truncated TBSCertificate");
+  // RFC 5280 §4.1.1.2: the signed and the unsigned algorithm identifiers must be the same.
+  if (!Buffer.from(encoding(der, tbsSig)).equals(encoding(der, sigAlg))) {
+    throw new DerError("signatureAlgorithm differs from the TBSCertificate signature field");
+  }
+  if (issuer.tag !== TAG.sequence || subject.tag !== TAG.sequence || validity.tag !== TAG.sequence) {
+    throw new DerError("bad TBSCertificate");
+  }
+  const [notBefore, notAfter] = children(der, validity);
+  if (!notBefore || !notAfter) throw new DerError("bad Validity");
+  let extensions: Extensions = { byOid: new Map(), critical: [] };
+  for (const field of fields.slice(i + 6)) {
+    if (field.tag === ctx(3, true)) extensions = readExtensions(der, field);
+    else if (field.tag !== ctx(1, false) && field.tag !== ctx(2, false))
+      throw new DerError("bad TBSCertificate");
+  }
+
+  const subjectDer = der.subarray(subject.headerStart, subject.end);
+  const issuerDer = der.subarray(issuer.headerStart, issuer.end);
+  const subjectRdns = parseName(subjectDer);
+  const ext = extensions.byOid;
+  const bcDer = ext.get(OID.basicConstraints);
+  const bc = bcDer ? decodeBasicConstraints(bcDer) : { ca: false, pathLength: undefined };
+  const kuDer = ext.get(OID.keyUsage);
+  const ekuDer = ext.get(OID.extKeyUsage);
+  const sanDer = ext.get(OID.subjectAltName);
+  const ncDer = ext.get(OID.nameConstraints);
+  const subjectAltNames = sanDer ? decodeGeneralNames(sanDer) : [];
+  const sanOf = (kind: GeneralName["kind"]) =>
+    subjectAltNames.filter((n) => n.kind === kind).map((n) => n.value);
+  return {
+    der,
+    node,
+    fingerprint: sha256(der, "hex"),
+    spkiSha256: sha256(encoding(der, spki), "base64"),
+    serialNumber: node.serialNumber.toLowerCase(),
+    version,
+    signatureAlgorithm: signatureAlgorithmOf(der, sigAlg),
+    publicKey: publicKeyInfoOf(der, spki),
+    subject: formatName(subjectRdns),
+    issuer: formatName(parseName(issuerDer)),
+    subjectRdns,
+    subjectDer,
+    issuerDer,
+    commonName: firstValue(subjectRdns, OID_COMMON_NAME),
+    notBefore: decodeTime(der, notBefore),
+    notAfter: decodeTime(der, notAfter),
+    selfIssued: subjectDer.equals(issuerDer),
+    isCA: bc.ca,
+    pathLength: bc.pathLength,
+    keyUsage: kuDer ? decodeKeyUsage(kuDer) : undefined,
+    extKeyUsage: ekuDer ? decodeExtKeyUsage(ekuDer) : undefined,
+    subjectAltNames,
+    sanDns: sanOf("dns"),
+    sanUris: sanOf("uri"),
+    sanEmails: sanOf("email"),
+    sanIps: sanOf("ip"),
+    nameConstraints: ncDer ? decodeNameConstraints(ncDer) : undefined,
+    criticalExtensions: extensions.critical,
+    extensionOids: [...ext.keys()],
+  };
 }
 
 export function parseCertificate(der: Uint8Array): Certificate {
+  // A copy: the caller's buffer may be reused (socket buffers), the certificate outlives it.
+  const bytes = Buffer.from(der);
   let node: NodeX509;
-  let cert: x509.X509Certificate;
   try {
-    node = new NodeX509(der);
-    cert = new x509.X509Certificate(der);
+    node = new NodeX509(bytes);
   } catch (err) {
     throw new CertificateParseError(`malformed certificate: ${(err as Error).message}`);
   }
   try {
-    const bc = cert.getExtension(x509.BasicConstraintsExtension);
-    const ku = cert.getExtension(x509.KeyUsagesExtension);
-    const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
-    const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
-    const names = san?.names.items ?? [];
-    const sanOf = (type: string) => names.filter((n) => n.type === type).map((n) => n.value);
-    const keyUsage = ku
-      ? new Set(KEY_USAGE_NAMES.filter(([flag]) => (ku.usages & flag) !== 0).map(([, n]) => n))
-      : undefined;
-    const subjectDer = toBuffer(cert.subjectName.toArrayBuffer());
-    const issuerDer = toBuffer(cert.issuerName.toArrayBuffer());
-    const spki = node.publicKey.export({ type: "spki", format: "der" });
-    return {
-      der: Buffer.from(der),
-      node,
-      fingerprint: createHash("sha256").update(der).digest("hex"),
-      spkiSha256: createHash("sha256").update(spki).digest("base64"),
-      serialNumber: node.serialNumber.toLowerCase(),
-      subject: formatName(cert.subjectName),
-      issuer: formatName(cert.issuerName),
-      subjectDer,
-      issuerDer,
-      commonName: cert.subjectName.getField("CN")[0],
-      notBefore: cert.notBefore,
-      notAfter: cert.notAfter,
-      selfIssued: subjectDer.equals(issuerDer),
-      isCA: bc?.ca ?? false,
-      pathLength: bc?.pathLength,
-      keyUsage,
-      extKeyUsage: eku ? Array.from(eku.usages, String) : undefined,
-      sanDns: sanOf("dns"),
-      sanUris: sanOf("url"),
-      sanEmails: sanOf("email"),
-      sanIps: sanOf("ip"),
-      criticalExtensions: Array.from(cert.extensions)
-        .filter((e) => e.critical)
-        .map((e) => e.type),
-      extensionOids: Array.from(cert.extensions, (e) => e.type),
-    };
+    return parseFields(bytes, node);
   } catch (err) {
-    throw new CertificateParseError(`malformed certificate extensions: ${(err as Error).message}`);
+    if (err instanceof DerError) throw new CertificateParseError(`malformed certificate: ${err.message}`);
+    throw new CertificateParseError(`malformed certificate: ${String(err)}`);
   }
+}
+
+const parsed = new Lru<Certificate>(10_000);
+
+/**
+ * parseCertificate through a bounded LRU keyed by the DER's SHA-256. Devices share intermediates and
+ * reconnect with the same leaf: the same object comes back, and with it the signature results that
+ * path-validation.ts memoises per certificate object.
+ */
+export function parseCertificateCached(der: Uint8Array): Certificate {
+  const key = sha256(der, "base64");
+  const hit = parsed.get(key);
+  if (hit !== undefined) return hit;
+  const cert = parseCertificate(der);
+  parsed.set(key, cert);
+  return cert;
 }
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;

@@ -19,15 +19,20 @@ export function deviceIdOf(leaf: Certificate): string | undefined {
   return undefined;
 }
 
-function allow(leaf: Certificate, path: readonly Certificate[], store: TrustStore): Decision {
-  let notBefore = leaf.notBefore;
+function allow(leaf: Certificate, result: Extract<PathResult, { ok: true }>, store: TrustStore): Decision {
+  const { path, graceUsedMs } = result;
+  // The window in which this decision holds: a leaf let in by notBeforeGrace stays in during the grace.
+  let notBefore =
+    graceUsedMs === undefined ? leaf.notBefore : new Date(leaf.notBefore.getTime() - store.notBeforeGraceMs);
   let notAfter = leaf.notAfter;
   for (const cert of path) {
     if (cert.notBefore > notBefore) notBefore = cert.notBefore;
     if (cert.notAfter < notAfter) notAfter = cert.notAfter;
   }
   const identity: DeviceIdentity = { leaf, path, trustStore: store.name, deviceId: deviceIdOf(leaf) };
-  return { allow: true, identity, notBefore, notAfter };
+  return graceUsedMs === undefined
+    ? { allow: true, identity, notBefore, notAfter }
+    : { allow: true, identity, notBefore, notAfter, graceUsedMs };
 }
 
 const deny = (reason: Deny["reason"], detail: string): Deny => ({ allow: false, reason, detail });
@@ -55,7 +60,7 @@ export function decide(
   let failedStore: TrustStore | undefined;
   for (const store of policy.trustStores) {
     const result = verifyChain(leaf, identity.presented, store, now);
-    if (result.ok) return allow(leaf, result.path, store);
+    if (result.ok) return allow(leaf, result, store);
     // Anything beats untrusted_issuer; otherwise the first store, the policy's preferred one, speaks.
     if (
       failure === undefined ||
@@ -95,10 +100,14 @@ export function recheckValidity(decision: Decision, now: Date): Decision {
   const { leaf, path, trustStore } = decision.identity;
   const where = ` (trust store "${trustStore}")`;
   if (t < decision.notBefore.getTime()) {
-    const cert = [leaf, ...path].find((c) => c.notBefore.getTime() === decision.notBefore.getTime()) ?? leaf;
+    const cert = [leaf, ...path].find((c) => c.notBefore.getTime() === decision.notBefore.getTime());
+    // No certificate starts exactly then: the window was widened by the leaf's notBeforeGrace.
+    const when = cert
+      ? cert.notBefore.toISOString()
+      : `${leaf.notBefore.toISOString()} (less notBeforeGrace)`;
     return deny(
       "certificate_not_yet_valid",
-      `certificate ${certificateLabel(cert)} is not valid before ${decision.notBefore.toISOString()}${where}`,
+      `certificate ${certificateLabel(cert ?? leaf)} is not valid before ${when}${where}`,
     );
   }
   const cert = [leaf, ...path].find((c) => c.notAfter.getTime() === decision.notAfter.getTime()) ?? leaf;

@@ -18,8 +18,16 @@ export interface Candidate {
 }
 
 export interface PathChecks {
-  /** Is `issuer` acceptable as the issuer of `child`? `below` holds the issuers already on the path, leaf's first. */
-  link(child: Certificate, issuer: Certificate, below: readonly Certificate[]): PathFailure | undefined;
+  /**
+   * Is `issuer` acceptable as the issuer of `child`? `below` holds the issuers already on the path, leaf's
+   * first; `anchor` says that `issuer` is a trust anchor of the store (the path would end there).
+   */
+  link(
+    child: Certificate,
+    issuer: Certificate,
+    below: readonly Certificate[],
+    anchor: boolean,
+  ): PathFailure | undefined;
   /** Checks a complete path (leaf's issuer … anchor) as a whole, once every link passed. */
   complete(path: readonly Certificate[]): PathFailure | undefined;
 }
@@ -140,7 +148,7 @@ export function searchPath(
         continue;
       }
       if (--budget < 0) return undefined;
-      const linkFailure = checks.link(child, issuer, path);
+      const linkFailure = checks.link(child, issuer, path, candidate.anchor);
       if (linkFailure) {
         record(RANK.link, linkFailure);
         continue;

@@ -1,7 +1,10 @@
-// Certification path validation: the per-link and per-path rules of RFC 5280 that this version enforces,
-// and verifyChain, which runs them over the paths that path-building.ts proposes.
+// Certification path validation: the per-link and per-path rules of RFC 5280 §6 with the Web PKI's
+// practical rules for client certificates, and verifyChain, which runs them over the paths that
+// path-building.ts proposes. Name constraints and the algorithm policy live in their own files.
+import { checkPublicKey, checkSignatureAlgorithm } from "./algorithm-policy.ts";
 import { type Certificate, EKU } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
+import { checkNameConstraints } from "./name-constraints.ts";
 import { type PathFailure, searchPath } from "./path-building.ts";
 import type { ReasonCode } from "./reasons.ts";
 import type { Purpose, TrustStore } from "./types.ts";
@@ -14,10 +17,10 @@ export type PathResult =
       /** The leaf's issuer first, the anchor last. */
       readonly path: Certificate[];
       readonly anchor: Certificate;
+      /** Set when the leaf's notBefore is still ahead and the store's notBeforeGrace accepted it. */
+      readonly graceUsedMs?: number;
     }
   | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
-
-const NAME_CONSTRAINTS = "2.5.29.30";
 
 /** Extensions this engine understands, so that marking them critical does not reject the certificate. */
 const KNOWN_CRITICAL: ReadonlySet<string> = new Set([
@@ -25,7 +28,7 @@ const KNOWN_CRITICAL: ReadonlySet<string> = new Set([
   "2.5.29.15", // keyUsage
   "2.5.29.37", // extKeyUsage
   "2.5.29.17", // subjectAltName
-  NAME_CONSTRAINTS, // known, but refused outright below until it is enforced
+  "2.5.29.30", // nameConstraints (name-constraints.ts)
   "2.5.29.32", // certificatePolicies
   "2.5.29.36", // policyConstraints
   "2.5.29.54", // inhibitAnyPolicy
@@ -43,7 +46,7 @@ const REQUIRED_EKU: Record<Purpose, string | undefined> = {
  * Signature results by child certificate, then issuer fingerprint. A signature check is the one costly
  * step (~60-80 µs for ECDSA); the same links are re-examined when decide() tries several stores, and
  * the result of verifying fixed bytes with a fixed key never changes. Weak keys: entries die with the
- * per-connection certificate objects.
+ * certificate objects (per connection, or in parseCertificateCached's LRU).
  */
 const signatures = new WeakMap<Certificate, Map<string, boolean>>();
 
@@ -65,11 +68,14 @@ function signedBy(child: Certificate, issuer: Certificate): boolean {
   return ok;
 }
 
-function checkValidity(cert: Certificate, now: number): PathFailure | undefined {
-  if (now < cert.notBefore.getTime()) {
+/** `graceMs`: a notBefore up to this far ahead of `now` still passes (the leaf's clock-skew grace). */
+function checkValidity(cert: Certificate, now: number, graceMs = 0): PathFailure | undefined {
+  if (now < cert.notBefore.getTime() - graceMs) {
+    const grace =
+      graceMs > 0 ? `, more than the trust store's notBeforeGrace of ${graceMs / 1000}s ahead` : "";
     return {
       reason: "certificate_not_yet_valid",
-      detail: `certificate ${certificateLabel(cert)} is not valid before ${cert.notBefore.toISOString()}`,
+      detail: `certificate ${certificateLabel(cert)} is not valid before ${cert.notBefore.toISOString()}${grace}`,
     };
   }
   if (now > cert.notAfter.getTime()) {
@@ -81,7 +87,14 @@ function checkValidity(cert: Certificate, now: number): PathFailure | undefined 
   return undefined;
 }
 
+/** Structure rules: extensions only in v3 certificates; no critical extension the engine ignores. */
 function checkExtensions(cert: Certificate): PathFailure | undefined {
+  if (cert.version < 3 && cert.extensionOids.length > 0) {
+    return {
+      reason: "bad_certificate",
+      detail: `certificate ${certificateLabel(cert)} is X.509 v${cert.version} but carries extensions (v3 only)`,
+    };
+  }
   for (const oid of cert.criticalExtensions) {
     if (!KNOWN_CRITICAL.has(oid)) {
       return {
@@ -90,15 +103,24 @@ function checkExtensions(cert: Certificate): PathFailure | undefined {
       };
     }
   }
-  // Fail closed, critical or not: accepting a constrained CA without enforcing its constraints would
-  // trust names it was never allowed to certify.
-  if (cert.extensionOids.includes(NAME_CONSTRAINTS)) {
-    return {
-      reason: "bad_certificate",
-      detail: `certificate ${certificateLabel(cert)} has nameConstraints, which this version does not enforce`,
-    };
-  }
   return undefined;
+}
+
+/** Whether an EKU list allows `purpose` (no list: no restriction). */
+function ekuAllows(eku: readonly string[] | undefined, purpose: Purpose): boolean {
+  const required = REQUIRED_EKU[purpose];
+  return (
+    required === undefined ||
+    eku === undefined ||
+    eku.includes(required) ||
+    eku.includes(EKU.anyExtendedKeyUsage)
+  );
+}
+
+interface LinkContext {
+  readonly leaf: Certificate;
+  readonly store: TrustStore;
+  readonly now: number;
 }
 
 /** Rules for `issuer` as the issuer of `child`; `below` are the issuers between it and the leaf. */
@@ -106,10 +128,14 @@ function checkLink(
   child: Certificate,
   issuer: Certificate,
   below: readonly Certificate[],
-  now: number,
+  anchor: boolean,
+  { leaf, store, now }: LinkContext,
 ): PathFailure | undefined {
-  // Signature first: a name-matching certificate whose key did not sign `child` is not its issuer at
-  // all, and reporting its other defects would blame the wrong certificate.
+  // The algorithm first: a forged SHA-1 or MD5 signature could "verify" and must not be trusted to.
+  const algorithm = checkSignatureAlgorithm(child);
+  if (algorithm) return algorithm;
+  // Then the signature: a name-matching certificate whose key did not sign `child` is not its issuer
+  // at all, and reporting its other defects would blame the wrong certificate.
   if (!signedBy(child, issuer)) {
     return {
       reason: "bad_signature",
@@ -118,17 +144,17 @@ function checkLink(
   }
   const extensions = checkExtensions(issuer);
   if (extensions) return extensions;
-  if (!issuer.isCA) {
+  const issuerOf = `issuer ${certificateLabel(issuer)} of ${certificateLabel(child)}`;
+  if (issuer.version < 3) {
     return {
       reason: "untrusted_issuer",
-      detail: `issuer ${certificateLabel(issuer)} of ${certificateLabel(child)} is not a CA (basicConstraints)`,
+      detail: `${issuerOf} is an X.509 v${issuer.version} certificate: only v3 CA certificates can issue`,
     };
   }
+  if (!issuer.isCA)
+    return { reason: "untrusted_issuer", detail: `${issuerOf} is not a CA (basicConstraints)` };
   if (issuer.keyUsage && !issuer.keyUsage.has("keyCertSign")) {
-    return {
-      reason: "untrusted_issuer",
-      detail: `issuer ${certificateLabel(issuer)} of ${certificateLabel(child)} lacks keyUsage keyCertSign`,
-    };
+    return { reason: "untrusted_issuer", detail: `${issuerOf} lacks keyUsage keyCertSign` };
   }
   const validity = checkValidity(issuer, now);
   if (validity) return validity;
@@ -143,14 +169,26 @@ function checkLink(
       };
     }
   }
-  return undefined;
+  const key = checkPublicKey(issuer, store);
+  if (key) return key;
+  // An intermediate's EKU, when present, bounds what it may certify (as OpenSSL, Go and the CA/B
+  // Forum read it). Anchors are trusted by configuration and exempt.
+  if (!anchor && !ekuAllows(issuer.extKeyUsage, store.purpose)) {
+    return {
+      reason: "wrong_purpose",
+      detail: `intermediate CA ${certificateLabel(issuer)} has an extendedKeyUsage without ${store.purpose} authentication`,
+    };
+  }
+  return checkNameConstraints(issuer, [leaf, ...below]);
 }
 
-/** Rules for the end-entity certificate: usable now, for this purpose. */
-function checkLeaf(leaf: Certificate, purpose: Purpose, now: number): PathFailure | undefined {
+/** Rules for the end-entity certificate: well-formed, strong key, usable now, for this purpose. */
+function checkLeaf(leaf: Certificate, store: TrustStore, now: number): PathFailure | undefined {
   const extensions = checkExtensions(leaf);
   if (extensions) return extensions;
-  const validity = checkValidity(leaf, now);
+  const key = checkPublicKey(leaf, store);
+  if (key) return key;
+  const validity = checkValidity(leaf, now, store.notBeforeGraceMs);
   if (validity) return validity;
   if (leaf.isCA) {
     return {
@@ -164,16 +202,10 @@ function checkLeaf(leaf: Certificate, purpose: Purpose, now: number): PathFailur
       detail: `certificate ${certificateLabel(leaf)} keyUsage lacks digitalSignature`,
     };
   }
-  const required = REQUIRED_EKU[purpose];
-  if (
-    required !== undefined &&
-    leaf.extKeyUsage &&
-    !leaf.extKeyUsage.includes(required) &&
-    !leaf.extKeyUsage.includes(EKU.anyExtendedKeyUsage)
-  ) {
+  if (!ekuAllows(leaf.extKeyUsage, store.purpose)) {
     return {
       reason: "wrong_purpose",
-      detail: `certificate ${certificateLabel(leaf)} extendedKeyUsage does not allow ${purpose} authentication`,
+      detail: `certificate ${certificateLabel(leaf)} extendedKeyUsage does not allow ${store.purpose} authentication`,
     };
   }
   return undefined;
@@ -190,13 +222,14 @@ export function verifyChain(
   now: Date,
 ): PathResult {
   const t = now.getTime();
+  const context: LinkContext = { leaf, store, now: t };
   // Leaf rules do not depend on the path: evaluated once, and only for a path that reached an anchor,
   // so that an untrusted chain reads "untrusted_issuer" rather than some defect of a stranger's leaf.
   let leafFailure: PathFailure | null | undefined;
   const result = searchPath(leaf, untrusted, store, {
-    link: (child, issuer, below) => checkLink(child, issuer, below, t),
+    link: (child, issuer, below, anchor) => checkLink(child, issuer, below, anchor, context),
     complete: () => {
-      if (leafFailure === undefined) leafFailure = checkLeaf(leaf, store.purpose, t) ?? null;
+      if (leafFailure === undefined) leafFailure = checkLeaf(leaf, store, t) ?? null;
       return leafFailure ?? undefined;
     },
   });
@@ -204,5 +237,8 @@ export function verifyChain(
   const anchor = result.path[result.path.length - 1];
   // searchPath only succeeds on reaching an anchor, so the path is never empty.
   if (!anchor) return { ok: false, reason: "untrusted_issuer", detail: "empty certification path" };
-  return { ok: true, path: result.path, anchor };
+  const ahead = leaf.notBefore.getTime() - t;
+  return ahead > 0
+    ? { ok: true, path: result.path, anchor, graceUsedMs: ahead }
+    : { ok: true, path: result.path, anchor };
 }

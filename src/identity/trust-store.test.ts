@@ -73,4 +73,8 @@ for (const [name, text, message] of failures) {
 test("compileTrustStore refuses bad options", () => {
   assert.throws(() => compileTrustStore("s", c.root.pem, { maxDepth: 1 }), TrustStoreError);
   assert.throws(() => compileTrustStore("s", c.root.pem, { maxDepth: 2.5 }), TrustStoreError);
+  assert.throws(() => compileTrustStore("s", c.root.pem, { notBeforeGraceMs: -1 }), TrustStoreError);
+  assert.throws(() => compileTrustStore("s", c.root.pem, { notBeforeGraceMs: 3_600_001 }), TrustStoreError);
+  assert.throws(() => compileTrustStore("s", c.root.pem, { notBeforeGraceMs: Number.NaN }), TrustStoreError);
+  assert.throws(() => compileTrustStore("s", c.root.pem, { minRsaBits: 512 }), TrustStoreError);
 });

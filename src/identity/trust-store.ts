@@ -1,6 +1,7 @@
 // Compiles a named trust store from PEM text, failing closed: any doubtful input stops start-up or a reload.
-import { type Certificate, CertificateParseError, parseCertificate, toPem } from "./certificate.ts";
+import { type Certificate, toPem } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
+import { PemError, readPemCertificates } from "./pem.ts";
 import { REVOCATION_OFF, type RevocationSettings } from "./revocation/types.ts";
 import type { Purpose, TrustStore } from "./types.ts";
 
@@ -24,35 +25,8 @@ export interface TrustStoreOptions {
 }
 
 export const DEFAULT_MAX_DEPTH = 8;
+export const MAX_NOT_BEFORE_GRACE_MS = 3_600_000;
 const PURPOSES: readonly Purpose[] = ["client", "server", "any"];
-
-// Any labelled PEM block; the label is checked below so that, e.g., a "TRUSTED CERTIFICATE" block is an
-// error instead of a silently missing CA.
-const PEM_BLOCK = /-----BEGIN ([^-\r\n]*)-----([\s\S]*?)-----END ([^-\r\n]*)-----/g;
-const BASE64 = /^[A-Za-z0-9+/=\s]*$/;
-
-function readBlocks(fail: (message: string) => never, pemText: string): Certificate[] {
-  const certs: Certificate[] = [];
-  let blocks = 0;
-  for (const match of pemText.matchAll(PEM_BLOCK)) {
-    blocks++;
-    const [, label = "", body = "", endLabel = ""] = match;
-    const where = `PEM block #${blocks}`;
-    if (label !== endLabel) fail(`${where} opens as "${label}" but closes as "${endLabel}"`);
-    if (label !== "CERTIFICATE") fail(`${where} is a "${label}", not a CERTIFICATE`);
-    if (!BASE64.test(body)) fail(`${where} is not valid base64`);
-    try {
-      certs.push(parseCertificate(Buffer.from(body.replace(/\s+/g, ""), "base64")));
-    } catch (err) {
-      if (err instanceof CertificateParseError) fail(`${where} does not parse: ${err.message}`);
-      throw err;
-    }
-  }
-  // A BEGIN without its END would otherwise be skipped: a truncated file must not shrink the store.
-  const begins = pemText.match(/-----BEGIN /g)?.length ?? 0;
-  if (begins !== blocks) fail(`${begins - blocks} PEM block(s) are not terminated by an END line`);
-  return certs;
-}
 
 export function compileTrustStore(
   name: string,
@@ -68,8 +42,25 @@ export function compileTrustStore(
     fail(`maxDepth must be an integer of at least 2 (leaf and anchor), got ${maxDepth}`);
   }
   if (!PURPOSES.includes(purpose)) fail(`purpose must be one of ${PURPOSES.join(", ")}, got "${purpose}"`);
+  const notBeforeGraceMs = options.notBeforeGraceMs ?? 0;
+  // Bounded: a clock-skew allowance, not a way to accept certificates issued for the future.
+  if (!(notBeforeGraceMs >= 0 && notBeforeGraceMs <= MAX_NOT_BEFORE_GRACE_MS)) {
+    fail(
+      `notBeforeGraceMs must be between 0 and ${MAX_NOT_BEFORE_GRACE_MS} (1 hour), got ${notBeforeGraceMs}`,
+    );
+  }
+  const minRsaBits = options.minRsaBits ?? 2048;
+  if (!Number.isInteger(minRsaBits) || minRsaBits < 1024) {
+    fail(`minRsaBits must be an integer of at least 1024, got ${minRsaBits}`);
+  }
 
-  const certs = readBlocks(fail, pemText);
+  let certs: Certificate[] = [];
+  try {
+    certs = readPemCertificates(pemText);
+  } catch (err) {
+    if (err instanceof PemError) fail(err.message);
+    throw err;
+  }
   if (certs.length === 0) fail("no certificate found in the PEM text");
 
   const unique = new Map<string, Certificate>();
@@ -101,8 +92,8 @@ export function compileTrustStore(
     maxDepth,
     purpose,
     pem: all.map(toPem).join(""),
-    notBeforeGraceMs: options.notBeforeGraceMs ?? 0,
-    minRsaBits: options.minRsaBits ?? 2048,
+    notBeforeGraceMs,
+    minRsaBits,
     revocation: options.revocation ?? REVOCATION_OFF,
     autoRegister: options.autoRegister ?? "off",
   });

@@ -81,9 +81,14 @@ export type Decision =
   | {
       readonly allow: true;
       readonly identity: DeviceIdentity;
-      /** The validity window of the whole path: re-checked on every request. */
+      /**
+       * The validity window of the whole path, re-checked on every request. With a trust store's
+       * notBeforeGrace, notBefore is the leaf's notBefore less the grace (never before a CA's notBefore).
+       */
       readonly notBefore: Date;
       readonly notAfter: Date;
+      /** How far ahead the leaf's notBefore was when decided, when notBeforeGrace let it in (for logs). */
+      readonly graceUsedMs?: number;
     }
   | {
       readonly allow: false;

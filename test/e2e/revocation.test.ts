@@ -34,12 +34,39 @@ describe("revocation (demo, application mode)", () => {
   });
 
   test("a revocation published while a device is connected denies its next request on the same connection", async () => {
+    // A second device, issued and registered as an operator would.
+    const issued = await runCli([
+      "pki",
+      "issue",
+      "device",
+      "--dir",
+      join(tmp.dir, "pki"),
+      "--id",
+      "device-002",
+      "--out",
+      join(tmp.dir, "device-002"),
+    ]);
+    assert.equal(issued.code, 0, issued.stderr);
+    const token = readFileSync(join(tmp.dir, "admin.token"), "utf8").trim();
+    const added = await runCli([
+      "devices",
+      "add",
+      "--url",
+      `http://127.0.0.1:${gw.adminPort}`,
+      "--token",
+      token,
+      "--id",
+      "device-002",
+      "--cert",
+      join(tmp.dir, "device-002.crt"),
+    ]);
+    assert.equal(added.code, 0, added.stderr);
     const client = new Client(`https://127.0.0.1:${port}`, {
       connect: {
         servername: HOST,
         ca: readFileSync(join(tmp.dir, "ca-chain.crt")),
-        cert: readFileSync(join(tmp.dir, "unregistered-device.crt")),
-        key: readFileSync(join(tmp.dir, "unregistered-device.key")),
+        cert: readFileSync(join(tmp.dir, "device-002.crt")),
+        key: readFileSync(join(tmp.dir, "device-002.key")),
       },
     });
     let connects = 0;
@@ -56,7 +83,7 @@ describe("revocation (demo, application mode)", () => {
         "--dir",
         join(tmp.dir, "pki"),
         "--cert",
-        join(tmp.dir, "unregistered-device.crt"),
+        join(tmp.dir, "device-002.crt"),
         "--reason",
         "keyCompromise",
       ]);

@@ -96,6 +96,8 @@ export function sClient(
         resolve({ code: Number.isNaN(code) ? 1 : code, output: `${stdout}${stderr}` });
       },
     );
+    // openssl may exit (e.g. on a refused handshake) before reading its input: that is not an error here.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(input);
   });
 }

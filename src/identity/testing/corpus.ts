@@ -6,9 +6,9 @@ import { x509 } from "../x509.ts";
 import { days, type Minted, type MintOptions, mint, mintCa, mintDevice, newKeys } from "./mint.ts";
 
 export const NOW = new Date("2026-06-01T00:00:00.000Z");
-const at = (offsetDays: number) => new Date(NOW.getTime() + days(offsetDays));
+export const at = (offsetDays: number): Date => new Date(NOW.getTime() + days(offsetDays));
 /** Valid from a month ago to a year ahead. */
-const VALID = { notBefore: at(-30), notAfter: at(365) } as const;
+export const VALID = { notBefore: at(-30), notAfter: at(365) } as const;
 type Extra = Omit<MintOptions, "subject" | "issuer">;
 
 const ca = (subject: string, issuer?: Minted, extra: Extra = {}) =>

@@ -2,6 +2,7 @@
 import type { webcrypto } from "node:crypto";
 import { type Certificate, EKU, parseCertificate, toPem } from "../certificate.ts";
 import { x509 } from "../x509.ts";
+import { cidrBytes, seq, tagged } from "./der-encode.ts";
 
 const ECDSA = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 const DAY = 86_400_000;
@@ -49,6 +50,8 @@ export interface MintOptions {
   readonly extKeyUsage?: readonly string[];
   readonly sanUris?: readonly string[];
   readonly sanDns?: readonly string[];
+  readonly sanEmails?: readonly string[];
+  readonly sanIps?: readonly string[];
   /** Extra extensions, e.g. an unknown critical one. */
   readonly extensions?: readonly x509.Extension[];
 }
@@ -73,6 +76,8 @@ export async function mint(options: MintOptions): Promise<Minted> {
   const names: x509.JsonGeneralName[] = [
     ...(options.sanUris ?? []).map((value) => ({ type: "url" as const, value })),
     ...(options.sanDns ?? []).map((value) => ({ type: "dns" as const, value })),
+    ...(options.sanEmails ?? []).map((value) => ({ type: "email" as const, value })),
+    ...(options.sanIps ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
   extensions.push(...(options.extensions ?? []));
@@ -120,3 +125,35 @@ export function mintDevice(
 }
 
 export const days = (n: number): number => n * DAY;
+
+/** One nameConstraints subtree: exactly one of the fields. */
+export interface Subtree {
+  readonly dns?: string;
+  readonly email?: string;
+  readonly uri?: string;
+  /** "10.0.0.0/8", "2001:db8::/32". */
+  readonly ip?: string;
+  /** A DN in @peculiar/x509 string form, first RDN first: "O=Acme" or "C=DE, O=Acme". */
+  readonly dn?: string;
+}
+
+function generalName(subtree: Subtree): Buffer {
+  if (subtree.dns !== undefined) return tagged(2, false, Buffer.from(subtree.dns, "latin1"));
+  if (subtree.email !== undefined) return tagged(1, false, Buffer.from(subtree.email, "latin1"));
+  if (subtree.uri !== undefined) return tagged(6, false, Buffer.from(subtree.uri, "latin1"));
+  if (subtree.ip !== undefined) return tagged(7, false, cidrBytes(subtree.ip));
+  if (subtree.dn !== undefined)
+    return tagged(4, true, Buffer.from(new x509.Name(subtree.dn).toArrayBuffer()));
+  throw new Error("empty subtree");
+}
+
+/** A nameConstraints extension (critical, as RFC 5280 requires). */
+export function nameConstraints(constraints: {
+  readonly permitted?: readonly Subtree[];
+  readonly excluded?: readonly Subtree[];
+}): x509.Extension {
+  const part = (n: number, list: readonly Subtree[] | undefined) =>
+    list && list.length > 0 ? [tagged(n, true, ...list.map((s) => seq(generalName(s))))] : [];
+  const value = seq(...part(0, constraints.permitted), ...part(1, constraints.excluded));
+  return new x509.Extension("2.5.29.30", true, new Uint8Array(value));
+}

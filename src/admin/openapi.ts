@@ -1,0 +1,224 @@
+// The OpenAPI 3.1 description of the admin API served at GET /openapi.json. The paths are written out here
+// (a test holds them to the router's routes); schemas and shared responses are in openapi-schemas.ts.
+import { createRequire } from "node:module";
+import { DEVICE_STATUSES } from "../registry/types.ts";
+import { NDJSON_TYPES } from "./import.ts";
+import { type Json, json, ref, responses, schemas } from "./openapi-schemas.ts";
+import {
+  DEFAULT_DECISIONS_LIMIT,
+  DEFAULT_LIST_LIMIT,
+  MAX_DECISIONS_LIMIT,
+  MAX_LIST_LIMIT,
+} from "./validation.ts";
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+const STATUS_OF: Record<string, number> = {
+  BadRequest: 400,
+  Unauthorized: 401,
+  NotFound: 404,
+  Conflict: 409,
+  TooLarge: 413,
+  UnsupportedMediaType: 415,
+  Unprocessable: 422,
+  StoreUnavailable: 503,
+};
+
+/** References to shared error responses, keyed by status. */
+const use = (...names: (keyof typeof responses)[]): Json =>
+  Object.fromEntries(names.map((n) => [String(STATUS_OF[n]), { $ref: `#/components/responses/${n}` }]));
+
+const deviceId = { name: "id", in: "path", required: true, schema: { type: "string" } };
+const etagHeader = { ETag: { description: "The device version, quoted", schema: { type: "string" } } };
+const deviceResponse = (description: string): Json => ({
+  description,
+  headers: etagHeader,
+  content: json(ref("Device")),
+});
+const query = (name: string, schema: Json, description: string): Json => ({
+  name,
+  in: "query",
+  schema,
+  description,
+});
+
+const paths: Record<string, Json> = {
+  "/status": {
+    get: {
+      operationId: "getStatus",
+      summary: "Gateway status, listeners and device store health",
+      responses: { 200: { description: "Status", content: json(ref("Status")) }, ...use("Unauthorized") },
+    },
+  },
+  "/metrics": {
+    get: {
+      operationId: "getMetrics",
+      summary: "Prometheus metrics",
+      responses: {
+        200: {
+          description: "Prometheus text exposition format",
+          content: { "text/plain": { schema: { type: "string" } } },
+        },
+        ...use("Unauthorized"),
+      },
+    },
+  },
+  "/decisions": {
+    get: {
+      operationId: "listDecisions",
+      summary: "Recent auth decisions with reason codes, newest first",
+      parameters: [
+        query(
+          "limit",
+          { type: "integer", minimum: 1, maximum: MAX_DECISIONS_LIMIT, default: DEFAULT_DECISIONS_LIMIT },
+          "At most this many",
+        ),
+      ],
+      responses: {
+        200: { description: "Decisions", content: json(ref("DecisionList")) },
+        ...use("BadRequest", "Unauthorized"),
+      },
+    },
+  },
+  "/openapi.json": {
+    get: {
+      operationId: "getOpenApi",
+      summary: "This document",
+      responses: {
+        200: { description: "OpenAPI 3.1 document", content: json({ type: "object" }) },
+        ...use("Unauthorized"),
+      },
+    },
+  },
+  "/devices": {
+    get: {
+      operationId: "listDevices",
+      summary: "Devices in id order, filtered, one page at a time (keyset pagination)",
+      parameters: [
+        query("status", { type: "string", enum: [...DEVICE_STATUSES] }, "Only devices with this status"),
+        query("group", { type: "string" }, "Only devices in this group"),
+        query(
+          "binding",
+          { type: "string", examples: ["fingerprint:3f1a…", "uri:spiffe://fleet/device-001"] },
+          "kind:value; only the device holding this binding",
+        ),
+        query("after", { type: "string" }, "The `next` of the previous page"),
+        query(
+          "limit",
+          { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT, default: DEFAULT_LIST_LIMIT },
+          "Page size",
+        ),
+      ],
+      responses: {
+        200: { description: "A page", content: json(ref("DevicePage")) },
+        ...use("BadRequest", "Unauthorized", "StoreUnavailable"),
+      },
+    },
+    post: {
+      operationId: "createDevice",
+      summary: "Register a device",
+      requestBody: { required: true, content: json(ref("NewDevice")) },
+      responses: {
+        201: {
+          ...deviceResponse("Created"),
+          headers: { ...etagHeader, Location: { schema: { type: "string" } } },
+        },
+        ...use(
+          "BadRequest",
+          "Unauthorized",
+          "Conflict",
+          "TooLarge",
+          "UnsupportedMediaType",
+          "Unprocessable",
+          "StoreUnavailable",
+        ),
+      },
+    },
+  },
+  "/devices/import": {
+    post: {
+      operationId: "importDevices",
+      summary: "Bulk import, all or nothing: one NewDevice document per line (NDJSON)",
+      requestBody: {
+        required: true,
+        content: Object.fromEntries(
+          NDJSON_TYPES.map((t) => [
+            t,
+            { schema: { type: "string", description: "Lines of NewDevice JSON" } },
+          ]),
+        ),
+      },
+      responses: {
+        200: { description: "Every device imported", content: json(ref("ImportResult")) },
+        422: {
+          description: "Invalid lines, or devices or bindings that exist already; nothing imported",
+          content: json(ref("ImportFailure")),
+        },
+        ...use("Unauthorized", "TooLarge", "UnsupportedMediaType", "StoreUnavailable"),
+      },
+    },
+  },
+  "/devices/{id}": {
+    parameters: [deviceId],
+    get: {
+      operationId: "getDevice",
+      summary: "One device",
+      responses: {
+        200: deviceResponse("The device"),
+        ...use("Unauthorized", "NotFound", "StoreUnavailable"),
+      },
+    },
+    patch: {
+      operationId: "updateDevice",
+      summary: "Change status, bindings, groups or metadata",
+      parameters: [
+        {
+          name: "If-Match",
+          in: "header",
+          schema: { type: "string" },
+          description: "Apply only at this version (as ifVersion)",
+        },
+      ],
+      requestBody: { required: true, content: json(ref("DevicePatch")) },
+      responses: {
+        200: deviceResponse("The updated device"),
+        ...use(
+          "BadRequest",
+          "Unauthorized",
+          "NotFound",
+          "Conflict",
+          "TooLarge",
+          "UnsupportedMediaType",
+          "Unprocessable",
+          "StoreUnavailable",
+        ),
+      },
+    },
+    delete: {
+      operationId: "deleteDevice",
+      summary: "Remove a device",
+      responses: { 204: { description: "Deleted" }, ...use("Unauthorized", "NotFound", "StoreUnavailable") },
+    },
+  },
+};
+
+export function openApiDocument(): Json {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "Portcullis admin API",
+      version,
+      description: "Devices, decisions, status and metrics of a Portcullis gateway.",
+    },
+    servers: [{ url: "/" }],
+    security: [{ bearerAuth: [] }],
+    paths,
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: "http", scheme: "bearer", description: "The admin token (admin.tokenFile)" },
+      },
+      schemas,
+      responses,
+    },
+  };
+}

@@ -1,0 +1,43 @@
+// What the admin listener is given by the gateway: where to listen, the token, and the live parts it
+// exposes (device store, decision log, metrics, status).
+import type { DecisionLog } from "../gateway/decision-log.ts";
+import type { Logger } from "../gateway/log.ts";
+import type { GatewayMetrics } from "../gateway/metrics.ts";
+import type { DeviceStore } from "../registry/types.ts";
+
+export interface AdminStatus {
+  readonly status: "ok" | "draining";
+  readonly version: string;
+  readonly uptimeSeconds: number;
+  readonly listeners: readonly { name: string; address: string; port: number; clientAuth: string }[];
+}
+
+export interface AdminTls {
+  /** PEM of the admin server certificate (chain) and its key. */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** PEM of the admin trust stores' CA certificates; needed by `requestCert`. */
+  readonly ca?: string | Buffer;
+  /**
+   * Require a client certificate issued under `ca`, refused at the handshake (on top of the token). Defaults
+   * to true when `ca` is given: admin trust stores are configured to be used.
+   */
+  readonly requestCert?: boolean;
+}
+
+export interface AdminOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly status: () => AdminStatus;
+  readonly store: DeviceStore;
+  readonly decisions: DecisionLog;
+  readonly metrics: GatewayMetrics;
+  readonly tls?: AdminTls;
+  /** Unexpected errors (answered 500) are logged here; requests and tokens never are. */
+  readonly logger?: Logger;
+  /** Cap of a JSON body; 1 MiB by default. */
+  readonly maxJsonBytes?: number;
+  /** Cap of a POST /devices/import body; 256 MiB by default. */
+  readonly maxImportBytes?: number;
+}

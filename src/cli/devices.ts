@@ -1,0 +1,272 @@
+// `portcullis devices …`: the device registry through the admin API, human tables by default and --json
+// for scripts. Exit 0 when done, 1 when the API refused or could not be reached, 2 on a usage error.
+import { createReadStream, readFileSync, statSync } from "node:fs";
+import { Transform } from "node:stream";
+import { parseArgs } from "node:util";
+import { AdminApiError, AdminClient, type DevicePageJson } from "../admin/client.ts";
+import type { DeviceJson } from "../admin/device-json.ts";
+import { UsageError } from "./usage.ts";
+
+export const DEVICES_USAGE = `Usage:
+  portcullis devices list [--status S] [--group G] [--binding KIND:VALUE] [--limit N] [--after ID] [--all]
+  portcullis devices show ID
+  portcullis devices add --id ID [--cert FILE] [--group G]... [--binding KIND:VALUE]... [--status S] [--metadata JSON]
+  portcullis devices import FILE.ndjson
+  portcullis devices suspend|activate|revoke ID...
+  portcullis devices rm ID...
+
+Every command takes:
+  --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)
+  --token TOKEN       bearer token (env PORTCULLIS_ADMIN_TOKEN), or --token-file FILE
+  --cacert FILE       CA to trust for an https admin API; --client-cert FILE --client-key FILE when it asks
+  --json              machine-readable output
+
+S: active | suspended | revoked | pending. KIND: fingerprint | spki | cn | uri | dns.
+`;
+
+const COMMON = {
+  url: { type: "string" },
+  token: { type: "string" },
+  "token-file": { type: "string" },
+  cacert: { type: "string" },
+  "client-cert": { type: "string" },
+  "client-key": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const OPTIONS = {
+  ...COMMON,
+  status: { type: "string" },
+  group: { type: "string", multiple: true },
+  binding: { type: "string", multiple: true },
+  limit: { type: "string" },
+  after: { type: "string" },
+  all: { type: "boolean" },
+  id: { type: "string" },
+  cert: { type: "string" },
+  metadata: { type: "string" },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+
+const STATUS_VERBS: Record<string, string> = { suspend: "suspended", activate: "active", revoke: "revoked" };
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
+}
+
+function connect(values: Values): AdminClient {
+  const url = values.url ?? process.env.PORTCULLIS_ADMIN_URL ?? "http://127.0.0.1:8444";
+  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
+  const token =
+    values.token ??
+    (values["token-file"]
+      ? readText(values["token-file"], "token file").trim()
+      : process.env.PORTCULLIS_ADMIN_TOKEN);
+  if (!token) throw new UsageError("no admin token: give --token, --token-file or PORTCULLIS_ADMIN_TOKEN");
+  if (Boolean(values["client-cert"]) !== Boolean(values["client-key"])) {
+    throw new UsageError("--client-cert and --client-key go together");
+  }
+  return new AdminClient({
+    url,
+    token,
+    ca: values.cacert ? readText(values.cacert, "CA file") : undefined,
+    cert: values["client-cert"] ? readText(values["client-cert"], "client certificate") : undefined,
+    key: values["client-key"] ? readText(values["client-key"], "client key") : undefined,
+  });
+}
+
+function bindingArg(text: string): { kind: string; value: string } {
+  const colon = text.indexOf(":");
+  if (colon <= 0) throw new UsageError(`--binding must be KIND:VALUE, got "${text}"`);
+  return { kind: text.slice(0, colon), value: text.slice(colon + 1) };
+}
+
+function table(rows: readonly string[][]): string {
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? "").length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+function deviceRows(devices: readonly DeviceJson[]): string {
+  const rows = devices.map((d) => [
+    d.id,
+    d.status,
+    d.groups.join(",") || "-",
+    d.bindings.map((b) => b.kind).join(",") || "-",
+    d.lastSeenAt ?? "never",
+  ]);
+  return table([["ID", "STATUS", "GROUPS", "BINDINGS", "LAST SEEN"], ...rows]);
+}
+
+function describe(d: DeviceJson): string {
+  const lines = [
+    ["id", d.id],
+    ["status", d.status],
+    ["groups", d.groups.join(", ") || "-"],
+    ...d.bindings.map((b) => ["binding", `${b.kind}:${b.value}`]),
+    ["metadata", JSON.stringify(d.metadata)],
+    ["created", d.createdAt],
+    ["updated", d.updatedAt],
+    ["last seen", d.lastSeenAt ?? "never"],
+    ["version", String(d.version)],
+  ];
+  return table(lines);
+}
+
+async function list(client: AdminClient, values: Values, out: (s: string) => void): Promise<void> {
+  if (values.limit !== undefined && !/^\d+$/.test(values.limit))
+    throw new UsageError("--limit must be a number");
+  if ((values.group?.length ?? 0) > 1 || (values.binding?.length ?? 0) > 1) {
+    throw new UsageError("devices list filters by one --group and one --binding");
+  }
+  const query = {
+    status: values.status,
+    group: values.group?.[0],
+    binding: values.binding?.[0],
+    limit: values.limit === undefined ? undefined : Number(values.limit),
+    after: values.after,
+  };
+  const devices: DeviceJson[] = [];
+  let page: DevicePageJson;
+  do {
+    page = await client.listDevices(query);
+    devices.push(...page.devices);
+    query.after = page.next ?? undefined;
+  } while (values.all && page.next !== null);
+  if (values.json) out(JSON.stringify({ devices, next: page.next }));
+  else {
+    out(devices.length === 0 ? "no devices" : deviceRows(devices));
+    if (page.next !== null) out(`(more: --after ${page.next}, or --all)`);
+  }
+}
+
+async function add(client: AdminClient, values: Values): Promise<DeviceJson> {
+  if (!values.id) throw new UsageError("devices add needs --id");
+  const doc: Record<string, unknown> = { id: values.id };
+  if (values.status) doc.status = values.status;
+  if (values.group) doc.groups = values.group;
+  if (values.binding) doc.bindings = values.binding.map(bindingArg);
+  if (values.cert) doc.certificate = readText(values.cert, "certificate");
+  if (values.metadata) {
+    try {
+      doc.metadata = JSON.parse(values.metadata);
+    } catch (err) {
+      throw new UsageError(`--metadata must be JSON: ${(err as Error).message}`);
+    }
+  }
+  return client.createDevice(doc);
+}
+
+/** Streams the file to the API, counting lines; progress on stderr once it takes longer than a second. */
+async function importFile(client: AdminClient, file: string, err: (s: string) => void): Promise<number> {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  let bytes = 0;
+  let lines = 0;
+  const started = Date.now();
+  let reported = started;
+  const progress = () =>
+    `sent ${lines} lines, ${(bytes / 1048576).toFixed(1)} of ${(size / 1048576).toFixed(1)} MiB`;
+  const counter = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      bytes += chunk.length;
+      for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
+      if (Date.now() - reported >= 1000) {
+        reported = Date.now();
+        err(progress());
+      }
+      done(null, chunk);
+    },
+  });
+  const body = createReadStream(file).pipe(counter);
+  const result = await client.importDevices(body, size);
+  err(`${progress()} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result.imported;
+}
+
+function printError(e: AdminApiError, err: (s: string) => void): void {
+  err(`portcullis: ${e.message}${e.status ? ` (HTTP ${e.status})` : ""}`);
+  for (const p of e.errors) {
+    const where = [p.line === undefined ? "" : `line ${p.line}`, p.path ?? ""].filter(Boolean).join(" ");
+    err(`  ${where ? `${where}: ` : ""}${p.message}`);
+  }
+  if (e.errorCount !== undefined && e.errorCount > e.errors.length) {
+    err(`  … and ${e.errorCount - e.errors.length} more`);
+  }
+}
+
+export async function runDevices(argv: string[]): Promise<number> {
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  const err = (s: string) => process.stderr.write(`${s}\n`);
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: OPTIONS,
+    strict: true,
+    allowPositionals: true,
+  });
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === "help") {
+    process.stdout.write(DEVICES_USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const known = ["list", "show", "add", "import", "rm", ...Object.keys(STATUS_VERBS)];
+  if (!known.includes(command))
+    throw new UsageError(`unknown devices command "${command}"\n\n${DEVICES_USAGE}`);
+  const wantsIds = command === "show" || command === "rm" || command in STATUS_VERBS;
+  if (wantsIds && args.length === 0) throw new UsageError(`devices ${command} needs a device id`);
+  if (command === "show" && args.length > 1) throw new UsageError("devices show takes one device id");
+  if (command === "import" && args.length !== 1) throw new UsageError("devices import needs one FILE.ndjson");
+  if ((command === "list" || command === "add") && args.length > 0) {
+    throw new UsageError(`unexpected argument "${args[0]}"`);
+  }
+  const client = connect(values);
+  try {
+    if (command === "list") await list(client, values, out);
+    else if (command === "show") {
+      const device = await client.getDevice(args[0] ?? "");
+      out(values.json ? JSON.stringify(device) : describe(device));
+    } else if (command === "add") {
+      const device = await add(client, values);
+      out(values.json ? JSON.stringify(device) : `added ${device.id} (${device.status})`);
+    } else if (command === "import") {
+      const imported = await importFile(client, args[0] ?? "", err);
+      out(values.json ? JSON.stringify({ imported }) : `imported ${imported} devices`);
+    } else if (command === "rm") {
+      for (const id of args) {
+        await client.deleteDevice(id);
+        out(values.json ? JSON.stringify({ id, deleted: true }) : `removed ${id}`);
+      }
+    } else {
+      const status = STATUS_VERBS[command];
+      for (const id of args) {
+        const device = await client.patchDevice(id, { status });
+        out(
+          values.json ? JSON.stringify(device) : `${device.id}: ${device.status} (version ${device.version})`,
+        );
+      }
+    }
+    return 0;
+  } catch (e) {
+    if (!(e instanceof AdminApiError)) throw e;
+    printError(e, err);
+    return 1;
+  } finally {
+    await client.close();
+  }
+}
