@@ -6,8 +6,9 @@ import {
   type Certificate,
   CertificateParseError,
   chainFingerprint,
-  parseCertificate,
+  parseCertificateCached,
 } from "../identity/certificate.ts";
+import { Lru } from "../identity/lru.ts";
 import type { ConnectionIdentity } from "../identity/types.ts";
 import { normalizeName } from "../routing/names.ts";
 import type { SessionNames } from "./session-names.ts";
@@ -15,16 +16,10 @@ import type { SessionNames } from "./session-names.ts";
 const MAX_REMEMBERED_CHAINS = 10_000;
 
 export class PresentedChains {
-  readonly #byLeaf = new Map<string, readonly Certificate[]>();
+  readonly #byLeaf = new Lru<readonly Certificate[]>(MAX_REMEMBERED_CHAINS);
 
   remember(leaf: Certificate, presented: readonly Certificate[]): void {
-    if (presented.length === 0) return;
-    this.#byLeaf.delete(leaf.fingerprint);
-    this.#byLeaf.set(leaf.fingerprint, presented);
-    if (this.#byLeaf.size > MAX_REMEMBERED_CHAINS) {
-      const oldest = this.#byLeaf.keys().next().value;
-      if (oldest !== undefined) this.#byLeaf.delete(oldest);
-    }
+    if (presented.length > 0) this.#byLeaf.set(leaf.fingerprint, presented);
   }
 
   recall(leaf: Certificate): readonly Certificate[] {
@@ -61,10 +56,11 @@ export function readConnectionIdentity(
   let leaf: Certificate;
   let presented: Certificate[];
   try {
-    leaf = parseCertificate(leafX509.raw);
+    // Parsed once per distinct certificate (cached by DER hash): a fleet shares a few intermediates.
+    leaf = parseCertificateCached(leafX509.raw);
     presented = peerChainDer(socket)
       .slice(1)
-      .map((der) => parseCertificate(der));
+      .map((der) => parseCertificateCached(der));
   } catch (err) {
     const parseError = err instanceof CertificateParseError ? err.message : String(err);
     return { ...base, leaf: undefined, presented: [], chainFingerprint: "", parseError };

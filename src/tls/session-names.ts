@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { TLSSocket } from "node:tls";
 import * as asn1js from "asn1js";
+import { Lru } from "../identity/lru.ts";
 
 const MAX_SESSIONS = 50_000;
 
@@ -19,7 +20,7 @@ export function masterKeyHash(session: Buffer | undefined): string | undefined {
 }
 
 export class SessionNames {
-  readonly #names = new Map<string, { sni: string; expiresAt: number }>();
+  readonly #names = new Lru<{ sni: string; expiresAt: number }>(MAX_SESSIONS);
   readonly #ttlMs: number;
 
   constructor(ttlMs: number) {
@@ -41,9 +42,5 @@ export class SessionNames {
 
   #remember(key: string, sni: string, now: number): void {
     this.#names.set(key, { sni, expiresAt: now + this.#ttlMs });
-    if (this.#names.size > MAX_SESSIONS) {
-      const oldest = this.#names.keys().next().value;
-      if (oldest !== undefined) this.#names.delete(oldest);
-    }
   }
 }
