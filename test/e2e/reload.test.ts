@@ -4,13 +4,13 @@ import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Client } from "undici";
 import { stringify } from "yaml";
 import type { ConfigInput } from "../../src/config/schema.ts";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
 import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
 import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
+import { keepAliveClient } from "../helpers/keep-alive.ts";
 
 const HOST = "mtls.auth.local.com";
 
@@ -93,22 +93,9 @@ describe("config reload", () => {
     writeFileSync(file(), stringify(configWith(echo.url, { publicEcho: false })));
     await waitForLog(gw, '"config reloaded"', 2);
     // A keep-alive connection made under the old trust.
-    const client = new Client(`https://127.0.0.1:${port}`, {
-      connect: {
-        servername: HOST,
-        ca: readFileSync(join(tmp.dir, "ca-chain.crt")),
-        cert: readFileSync(join(tmp.dir, "device.crt")),
-        key: readFileSync(join(tmp.dir, "device.key")),
-      },
-    });
-    let connects = 0;
-    client.on("connect", () => connects++);
-    const get = async () => {
-      const r = await client.request({ method: "GET", path: "/echo", headers: { host: HOST } });
-      return { status: r.statusCode, body: (await r.body.json()) as { reason?: string } };
-    };
+    const client = keepAliveClient(port, tmp.dir, "device");
     try {
-      assert.equal((await get()).status, 200);
+      assert.equal((await client.get()).status, 200);
       // Trust only the unrelated CA from now on, then SIGHUP.
       copyFileSync(join(tmp.dir, "wrong-ca.crt"), join(tmp.dir, "trust.crt"));
       gw.child.kill("SIGHUP");
@@ -119,10 +106,10 @@ describe("config reload", () => {
       const wrong = await curl({ port, dir: tmp.dir, device: "wrong-device" });
       assert.equal(wrong.status, 200, wrong.body);
       // The live connection was not dropped; its next request is judged under the new trust.
-      const again = await get();
+      const again = await client.get();
       assert.equal(again.status, 401);
       assert.equal(again.body.reason, "untrusted_issuer");
-      assert.equal(connects, 1, "the keep-alive connection survived the reload");
+      assert.equal(client.connects, 1, "the keep-alive connection survived the reload");
     } finally {
       await client.close();
     }

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Client } from "undici";
 import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, runCli, startDemo, tempDir } from "../helpers/gateway-process.ts";
+import { keepAliveClient } from "../helpers/keep-alive.ts";
 
 const HOST = "mtls.auth.local.com";
 
@@ -61,22 +61,9 @@ describe("revocation (demo, application mode)", () => {
       join(tmp.dir, "device-002.crt"),
     ]);
     assert.equal(added.code, 0, added.stderr);
-    const client = new Client(`https://127.0.0.1:${port}`, {
-      connect: {
-        servername: HOST,
-        ca: readFileSync(join(tmp.dir, "ca-chain.crt")),
-        cert: readFileSync(join(tmp.dir, "device-002.crt")),
-        key: readFileSync(join(tmp.dir, "device-002.key")),
-      },
-    });
-    let connects = 0;
-    client.on("connect", () => connects++);
-    const get = async () => {
-      const r = await client.request({ method: "GET", path: "/echo", headers: { host: HOST } });
-      return { status: r.statusCode, body: (await r.body.json()) as { reason?: string } };
-    };
+    const client = keepAliveClient(port, tmp.dir, "device-002");
     try {
-      assert.equal((await get()).status, 200);
+      assert.equal((await client.get()).status, 200);
       const revoked = await runCli([
         "pki",
         "revoke",
@@ -89,14 +76,14 @@ describe("revocation (demo, application mode)", () => {
       ]);
       assert.equal(revoked.code, 0, revoked.stderr);
       const deadline = Date.now() + 10_000;
-      let last = await get();
+      let last = await client.get();
       while (last.status === 200 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 100));
-        last = await get();
+        last = await client.get();
       }
       assert.equal(last.status, 401);
       assert.equal(last.body.reason, "certificate_revoked");
-      assert.equal(connects, 1, "the same keep-alive connection carried every request");
+      assert.equal(client.connects, 1, "the same keep-alive connection carried every request");
       // Other devices are not affected.
       assert.equal((await curl({ port, dir: tmp.dir, device: "device" })).status, 200);
     } finally {
