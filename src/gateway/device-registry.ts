@@ -182,7 +182,7 @@ export class DeviceRegistry implements RegistryGate {
     } catch {
       return; // The store is unreachable: the cache's outage rules apply to the next request.
     }
-    if (!device || device.status !== "active") {
+    if (device?.status !== "active") {
       this.#close(id, device ? `device ${device.status}` : "device deleted");
       return;
     }

@@ -1,7 +1,7 @@
 // Config reload: on a change of the config file (or a file it references) and on SIGHUP the new config is
 // swapped in atomically; a bad one is rejected and the old one keeps serving; live connections survive.
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stringify } from "yaml";

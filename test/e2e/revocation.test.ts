@@ -8,7 +8,7 @@ import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, runCli, startDemo, tempDir } from "../helpers/gateway-process.ts";
 import { keepAliveClient } from "../helpers/keep-alive.ts";
 
-const HOST = "mtls.auth.local.com";
+const _HOST = "mtls.auth.local.com";
 
 describe("revocation (demo, application mode)", () => {
   const tmp = tempDir();
