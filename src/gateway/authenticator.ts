@@ -78,6 +78,17 @@ export class Authenticator {
 
   #evaluate(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Evaluation {
     const result = evaluateDetailed(identity, policy, this.#stores, now, this.#deps.revocation?.view());
+    const { decision } = result;
+    if (decision.allow && decision.graceUsedMs !== undefined && decision.graceUsedMs > 0) {
+      this.#deps.logger.warn(
+        {
+          fingerprint: identity.leaf?.fingerprint,
+          graceUsedMs: decision.graceUsedMs,
+          store: decision.identity.trustStore,
+        },
+        "certificate accepted before its notBefore (notBeforeGrace)",
+      );
+    }
     for (const failure of result.softFailures) {
       this.#deps.metrics.revocationSoftFailures.inc({ store: failure.store });
       this.#deps.logger.warn(
