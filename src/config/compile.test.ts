@@ -59,6 +59,9 @@ describe("config compiler", () => {
     );
     assert.equal(config.routes.find("localhost", "GET", "/public/echo")?.route.policy, undefined);
     assert.equal(config.services[0]?.connectTimeoutMs, 5000);
+    for (const f of ["portcullis.yaml", "server.crt", "server.key", "ca-chain.crt", "admin.token"]) {
+      assert.ok(config.files.includes(join(dir, f)), `${f} is watched for reloads`);
+    }
     assert.ok(Object.isFrozen(config));
   });
 

@@ -1,16 +1,10 @@
 // Compiles a validated config into frozen runtime objects: trust stores, listeners with their server
 // certificates, upstream service options, auth policies and the route table. Referenced files are read
 // and checked here, so that a broken certificate, key or CA file stops start-up (fail closed).
-import { createPrivateKey, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { resolve } from "node:path";
-import { type Certificate, CertificateParseError, parsePemBundle } from "../identity/certificate.ts";
+import { CertificateParseError } from "../identity/certificate.ts";
 import { compileCertificateMatch, MatcherConfigError } from "../identity/matchers.ts";
-import type { RevocationSettings } from "../identity/revocation/types.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
 import type { AuthPolicy, CertificateMatcher, TrustStore } from "../identity/types.ts";
-import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
-import type { UpstreamOptions } from "../proxy/upstream.ts";
 import { normalizeName, normalizePattern } from "../routing/names.ts";
 import {
   type CompiledRoute,
@@ -18,168 +12,14 @@ import {
   type RouteSpec,
   RouteTable,
 } from "../routing/route-table.ts";
-import { ConfigError, type ConfigProblem, type FieldPath } from "./errors.ts";
-import type { ClientAuthMode, Config, ListenerConfig, RevocationConfig } from "./schema.ts";
+import { type CompileContext, Problems, readText, uniqueNames } from "./compile-context.ts";
+import { compileRevocation, compileServerCertificate, storeUrl } from "./compile-parts.ts";
+import type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
+import { ConfigError, type FieldPath } from "./errors.ts";
+import type { Config } from "./schema.ts";
 
-export interface ServerCertificate {
-  /** Normalised SNI names and `*.` patterns this certificate serves. */
-  readonly names: readonly string[];
-  /** Leaf followed by the chain, PEM. */
-  readonly certPem: string;
-  readonly keyPem: string;
-  readonly leaf: Certificate;
-}
-
-export interface CompiledListener {
-  readonly name: string;
-  readonly host: string;
-  readonly port: number;
-  readonly clientAuth: ClientAuthMode;
-  readonly sendCaNames: boolean;
-  readonly hideReason: boolean;
-  /** The first one is the default. */
-  readonly certificates: readonly ServerCertificate[];
-  readonly trustStores: readonly TrustStore[];
-  /** Accepts a chain from any of the listener's trust stores: the handshake-mode verdict. */
-  readonly policy: AuthPolicy;
-  readonly limits: ListenerConfig["limits"];
-  /** Path of the installer diagnostics endpoint; undefined when off. */
-  readonly diagnosticsPath: string | undefined;
-}
-
-export interface CompiledConfig {
-  readonly file: string;
-  readonly generation: number;
-  /** Every file the config read (certificates, keys, CA and CRL files): a change of one triggers a reload. */
-  readonly files: readonly string[];
-  readonly listeners: readonly CompiledListener[];
-  readonly trustStores: readonly TrustStore[];
-  readonly services: readonly UpstreamOptions[];
-  readonly routes: RouteTable;
-  readonly identityHeaders: IdentityHeaderOptions;
-  readonly admin: CompiledAdmin | undefined;
-  readonly store: Config["store"] & { readonly url: string };
-  readonly logLevel: Config["log"]["level"];
-}
-
-export interface CompiledAdmin {
-  readonly host: string;
-  readonly port: number;
-  readonly token: string;
-  readonly decisionsKept: number;
-  /** Admin over TLS; `ca` (PEM of the admin trust stores) set when a client certificate is required. */
-  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string | undefined } | undefined;
-}
-
-export interface CompileContext {
-  readonly file: string;
-  readonly baseDir: string;
-  /** Increases with every (re)load: policy ids carry it, so no verdict outlives the config it was made under. */
-  readonly generation?: number;
-}
-
-/** What one compilation collects: its problems, and every file it depends on. */
-class Problems {
-  readonly list: ConfigProblem[] = [];
-  readonly files = new Set<string>();
-  add(path: FieldPath, message: string): void {
-    this.list.push({ path, message });
-  }
-}
-
-function uniqueNames(items: readonly { name: string }[], section: string, problems: Problems): void {
-  const seen = new Set<string>();
-  items.forEach((item, i) => {
-    if (seen.has(item.name)) problems.add([section, i, "name"], `duplicate name "${item.name}"`);
-    seen.add(item.name);
-  });
-}
-
-function readText(
-  ctx: CompileContext,
-  file: string,
-  path: FieldPath,
-  problems: Problems,
-): string | undefined {
-  const full = resolve(ctx.baseDir, file);
-  try {
-    return readFileSync(full, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    problems.add(path, code === "ENOENT" ? `file not found: ${full}` : `cannot read ${full}: ${code ?? err}`);
-    return undefined;
-  }
-}
-
-function compileServerCertificate(
-  ctx: CompileContext,
-  spec: ListenerConfig["certificates"][number],
-  path: FieldPath,
-  problems: Problems,
-): ServerCertificate | undefined {
-  const certPem = readText(ctx, spec.cert, [...path, "cert"], problems);
-  const keyPem = readText(ctx, spec.key, [...path, "key"], problems);
-  if (certPem === undefined || keyPem === undefined) return undefined;
-  let chain: Certificate[];
-  try {
-    chain = parsePemBundle(certPem);
-  } catch (err) {
-    problems.add([...path, "cert"], `${spec.cert}: ${(err as CertificateParseError).message}`);
-    return undefined;
-  }
-  const leaf = chain[0];
-  if (!leaf) {
-    problems.add([...path, "cert"], `${spec.cert}: no PEM certificate found`);
-    return undefined;
-  }
-  let key: KeyObject;
-  try {
-    key = createPrivateKey(keyPem);
-  } catch (err) {
-    problems.add([...path, "key"], `${spec.key}: not a usable private key (${(err as Error).message})`);
-    return undefined;
-  }
-  if (!leaf.node.checkPrivateKey(key)) {
-    problems.add([...path, "key"], `${spec.key}: does not match the certificate in ${spec.cert}`);
-    return undefined;
-  }
-  const rawNames = spec.names ?? [...leaf.sanDns, ...leaf.sanIps];
-  const names: string[] = [];
-  rawNames.forEach((raw, i) => {
-    const name = normalizePattern(raw);
-    if (name === undefined) problems.add([...path, "names", i], `not a valid host name: "${raw}"`);
-    else names.push(name);
-  });
-  return { names, certPem, keyPem, leaf };
-}
-
-/** CRL files are watched by the revocation service itself (a change swaps one snapshot, not the config). */
-function compileRevocation(ctx: CompileContext, spec: RevocationConfig): RevocationSettings {
-  return Object.freeze({
-    mode: spec.mode,
-    scope: spec.scope,
-    crl: Object.freeze({
-      files: spec.crl.files.map((f) => resolve(ctx.baseDir, f)),
-      urls: spec.crl.urls,
-      distributionPoints: spec.crl.distributionPoints,
-      refreshIntervalMs: spec.crl.refreshInterval,
-      timeoutMs: spec.crl.timeout,
-      maxBytes: spec.crl.maxBytes,
-    }),
-    ocsp: Object.freeze({
-      enabled: spec.ocsp.enabled,
-      responder: spec.ocsp.responder,
-      timeoutMs: spec.ocsp.timeout,
-      proxy: spec.ocsp.proxy,
-      maxAgeMs: spec.ocsp.maxAge,
-    }),
-  });
-}
-
-/** A `sqlite:` path is relative to the config file; `postgres://` URLs are kept as they are. */
-function storeUrl(ctx: CompileContext, url: string): string {
-  return url.startsWith("sqlite:") ? `sqlite:${resolve(ctx.baseDir, url.slice("sqlite:".length))}` : url;
-}
+export type { CompileContext } from "./compile-context.ts";
+export type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
 
 export function compileConfig(config: Config, ctx: CompileContext): CompiledConfig {
   const problems = new Problems();

@@ -114,4 +114,12 @@ describe("config reload", () => {
       await client.close();
     }
   });
+
+  test("a change of a referenced file (the trust store's CA file) reloads without a signal", async () => {
+    const before = gw.output().split('"config reloaded"').length - 1;
+    copyFileSync(join(tmp.dir, "ca-chain.crt"), join(tmp.dir, "trust.crt"));
+    await waitForLog(gw, '"config reloaded"', before + 1);
+    const r = await curl({ port, dir: tmp.dir, device: "device" });
+    assert.equal(r.status, 200, r.body);
+  });
 });

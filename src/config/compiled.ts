@@ -1,0 +1,57 @@
+// The compiled config: frozen runtime objects, types only. `compile.ts` builds them from a validated config.
+import type { Certificate } from "../identity/certificate.ts";
+import type { AuthPolicy, TrustStore } from "../identity/types.ts";
+import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
+import type { UpstreamOptions } from "../proxy/upstream.ts";
+import type { RouteTable } from "../routing/route-table.ts";
+import type { ClientAuthMode, Config, ListenerConfig } from "./schema.ts";
+
+export interface ServerCertificate {
+  /** Normalised SNI names and `*.` patterns this certificate serves. */
+  readonly names: readonly string[];
+  /** Leaf followed by the chain, PEM. */
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly leaf: Certificate;
+}
+
+export interface CompiledListener {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly clientAuth: ClientAuthMode;
+  readonly sendCaNames: boolean;
+  readonly hideReason: boolean;
+  /** The first one is the default. */
+  readonly certificates: readonly ServerCertificate[];
+  readonly trustStores: readonly TrustStore[];
+  /** Accepts a chain from any of the listener's trust stores: the handshake-mode verdict. */
+  readonly policy: AuthPolicy;
+  readonly limits: ListenerConfig["limits"];
+  /** Path of the installer diagnostics endpoint; undefined when off. */
+  readonly diagnosticsPath: string | undefined;
+}
+
+export interface CompiledConfig {
+  readonly file: string;
+  readonly generation: number;
+  /** Every file the config read (certificates, keys, CA and CRL files): a change of one triggers a reload. */
+  readonly files: readonly string[];
+  readonly listeners: readonly CompiledListener[];
+  readonly trustStores: readonly TrustStore[];
+  readonly services: readonly UpstreamOptions[];
+  readonly routes: RouteTable;
+  readonly identityHeaders: IdentityHeaderOptions;
+  readonly admin: CompiledAdmin | undefined;
+  readonly store: Config["store"] & { readonly url: string };
+  readonly logLevel: Config["log"]["level"];
+}
+
+export interface CompiledAdmin {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string;
+  readonly decisionsKept: number;
+  /** Admin over TLS; `ca` (PEM of the admin trust stores) set when a client certificate is required. */
+  readonly tls: { readonly cert: string; readonly key: string; readonly ca: string | undefined } | undefined;
+}
