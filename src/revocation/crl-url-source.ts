@@ -70,10 +70,15 @@ export class CrlUrlSource {
     this.#cas.set(ca.fingerprint, ca);
   }
 
-  /** Fetches now unless a fetch is running (then waits for it) or one was tried under MIN_INTERVAL_MS ago. */
-  refresh(): Promise<void> {
+  /**
+   * Fetches now unless a fetch is running (then waits for it) or, for a request-driven refresh, one was
+   * tried under MIN_INTERVAL_MS ago. The schedule itself (`scheduled`) always fetches: it honours the
+   * configured refreshInterval even when that is shorter, and it must never stop rescheduling.
+   */
+  refresh(scheduled = false): Promise<void> {
     if (this.#inFlight) return this.#inFlight;
-    if (this.#closed || Date.now() - this.#lastAttempt < MIN_INTERVAL_MS) return Promise.resolve();
+    if (this.#closed) return Promise.resolve();
+    if (!scheduled && Date.now() - this.#lastAttempt < MIN_INTERVAL_MS) return Promise.resolve();
     this.#inFlight = this.#fetch().finally(() => {
       this.#inFlight = undefined;
     });
@@ -116,7 +121,7 @@ export class CrlUrlSource {
       this.#options.refreshIntervalMs,
       this.#options.now(),
     );
-    this.#timer = setTimeout(() => void this.refresh(), delay);
+    this.#timer = setTimeout(() => void this.refresh(true), delay);
     this.#timer.unref();
   }
 

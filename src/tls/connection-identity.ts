@@ -40,6 +40,26 @@ function peerChainDer(socket: TLSSocket): Buffer[] {
   return out;
 }
 
+const kHooked = Symbol("portcullis.chainHooked");
+const kChain = Symbol("portcullis.peerChain");
+type ChainCarrier = TLSSocket & { [kHooked]?: true; [kChain]?: Buffer[] };
+
+/**
+ * Node 24.21's own 'secure' handler calls getPeerX509Certificate(), which (nodejs/node#65579, fixed in
+ * 24.22) leaves only the leaf in the peer chain OpenSSL reports: the intermediates a device sent would be
+ * lost whenever OpenSSL's check passed. So the chain is read in a 'secure' listener placed before Node's.
+ * The server's 'keylog' event is the first moment the socket is reachable, for every connection, before
+ * the handshake completes: call this from it. Harmless on runtimes without the bug.
+ */
+export function capturePeerChainEarly(socket: TLSSocket): void {
+  const carrier = socket as ChainCarrier;
+  if (carrier[kHooked]) return;
+  carrier[kHooked] = true;
+  socket.prependOnceListener("secure", () => {
+    carrier[kChain] = peerChainDer(socket);
+  });
+}
+
 export function readConnectionIdentity(
   socket: TLSSocket,
   listener: string,
@@ -58,7 +78,7 @@ export function readConnectionIdentity(
   try {
     // Parsed once per distinct certificate (cached by DER hash): a fleet shares a few intermediates.
     leaf = parseCertificateCached(leafX509.raw);
-    presented = peerChainDer(socket)
+    presented = ((socket as ChainCarrier)[kChain] ?? peerChainDer(socket))
       .slice(1)
       .map((der) => parseCertificateCached(der));
   } catch (err) {

@@ -11,6 +11,7 @@ import {
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
+import { capturePeerChainEarly } from "./connection-identity.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
 
@@ -65,6 +66,7 @@ export class ListenerServer {
       settings: { maxConcurrentStreams: 128 },
     });
     this.#server.maxConnections = limits.maxConnections;
+    this.#server.on("keylog", (_line: Buffer, socket: TLSSocket) => capturePeerChainEarly(socket));
     // Runs before the HTTP layer attaches, so a denied connection never gets an HTTP byte read.
     this.#server.prependListener("secureConnection", (socket: TLSSocket) => this.#admit(socket, hooks));
     this.#server.on("tlsClientError", (err: Error, socket: TLSSocket) =>
