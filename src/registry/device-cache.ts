@@ -59,7 +59,10 @@ export class DeviceCache {
   readonly #inflight = new Map<string, Promise<DeviceLookup>>();
   readonly #unsubscribe: () => void;
   #epoch = 0;
+  /** The last store query failed: lookups answer from grace while one probe at a time checks the store. */
+  #failing = false;
   #retryAt = 0;
+  #probe: Promise<void> | undefined;
   #seen = new Map<string, number>();
   #flushing: Promise<void> | undefined;
   readonly stats: DeviceCacheStats = {
@@ -111,11 +114,26 @@ export class DeviceCache {
     }
     this.stats.misses++;
     const keys = bindings.map(bindingKey);
-    if (t < this.#retryAt) return this.#fromGrace(keys, t);
+    if (this.#failing) {
+      // The store failed last time: answer at once (grace or fail closed) and let one background query at
+      // a time find out whether it is back, rather than make every request wait out a timeout.
+      if (t >= this.#retryAt && this.#probe === undefined) {
+        this.#probe = this.#flight(bindings, keys, t).then(() => {
+          this.#probe = undefined;
+        });
+      }
+      return this.#fromGrace(keys, t);
+    }
+    return this.#flight(bindings, keys, t);
+  }
+
+  /** One store query for these bindings (concurrent lookups of the same ones share it). */
+  #flight(bindings: readonly Binding[], keys: readonly string[], t: number): Promise<DeviceLookup> {
     const flightKey = keys.join("\n");
     const pending = this.#inflight.get(flightKey);
     if (pending !== undefined) return pending;
     const epoch = this.#epoch;
+    const started = performance.now();
     this.stats.storeQueries++;
     const done = (): void => {
       if (this.#inflight.get(flightKey) === flight) this.#inflight.delete(flightKey);
@@ -123,14 +141,16 @@ export class DeviceCache {
     const flight: Promise<DeviceLookup> = this.#query(bindings).then(
       (device) => {
         done();
-        this.#retryAt = 0;
+        this.#failing = false;
         // An invalidation during the query may mean this answer is already stale: use it, don't keep it.
         if (epoch === this.#epoch) this.#remember(keys, device, t);
         return device;
       },
       () => {
         done();
-        this.#retryAt = t + this.#options.outageRetryMs;
+        this.#failing = true;
+        // Counted from when the failure is known (on the caller's clock): a query may take a whole timeout.
+        this.#retryAt = t + (performance.now() - started) + this.#options.outageRetryMs;
         return this.#fromGrace(keys, t);
       },
     );
