@@ -162,6 +162,8 @@ export class DeviceCache {
   invalidate(change: DeviceChange): void {
     this.#epoch++;
     this.#inflight.clear();
+    // A change notification came through, so the store is reachable: ask it again at once.
+    this.#failing = false;
     if (change.kind === "resync") {
       this.#entries.clear();
       this.#byDevice.clear();
