@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { X509Certificate as NodeX509 } from "node:crypto";
 import { test } from "node:test";
 import { EKU, parseCertificate } from "../identity/certificate.ts";
+import { parseCrls } from "../identity/revocation/crl.ts";
 import { x509 } from "../identity/x509.ts";
 import {
   CRL_NUMBER_OID,
@@ -188,4 +189,17 @@ test("CRL lists the revoked serial with its reason, carries AKI and CRL number, 
     createCrl(intermediate, { revoked: [{ serialNumber: "01", revokedAt, reason: "bogus" }] }),
     /unknown revocation reason "bogus"/,
   );
+});
+
+test("a CRL entry without a reason is valid DER that the gateway's strict CRL parser reads", async () => {
+  const { intermediate } = await chain();
+  const device = await issueDeviceCertificate(intermediate, { deviceId: "no-reason" });
+  for (const reason of [undefined, "unspecified"]) {
+    const { pem } = await createCrl(intermediate, {
+      revoked: [{ serialNumber: device.cert.serialNumber, revokedAt: new Date(), reason }],
+    });
+    const [crl] = parseCrls(Buffer.from(pem), "test");
+    assert.ok(crl, String(reason));
+    assert.equal(crl.revoked.size, 1, String(reason));
+  }
 });

@@ -237,6 +237,7 @@ function derInteger(value: bigint): Uint8Array {
 }
 
 export const CRL_NUMBER_OID = "2.5.29.20";
+const CRL_REASON_OID = "2.5.29.21";
 
 export async function createCrl(
   issuer: Issuer,
@@ -257,11 +258,18 @@ export async function createCrl(
       new x509.AuthorityKeyIdentifierExtension(await keyIdOf(issuer.cert)),
       new x509.Extension(CRL_NUMBER_OID, false, derInteger(crlNumber)),
     ],
-    entries: opts.revoked.map((entry) => ({
-      serialNumber: entry.serialNumber,
-      revocationDate: entry.revokedAt,
-      reason: entry.reason === undefined ? undefined : crlReasonCode(entry.reason),
-    })),
+    entries: opts.revoked.map((entry) => {
+      const reason = entry.reason === undefined ? 0 : crlReasonCode(entry.reason);
+      // @peculiar/x509 writes an empty crlEntryExtensions SEQUENCE for an entry without a reason (invalid
+      // DER that strict parsers refuse, the gateway's included), so "unspecified" is written out instead.
+      return reason === 0
+        ? {
+            serialNumber: entry.serialNumber,
+            revocationDate: entry.revokedAt,
+            extensions: [new x509.Extension(CRL_REASON_OID, false, Uint8Array.from([0x0a, 0x01, 0x00]))],
+          }
+        : { serialNumber: entry.serialNumber, revocationDate: entry.revokedAt, reason };
+    }),
   });
   return { crl, pem: toPem(crl.rawData, "X509 CRL") };
 }
