@@ -195,6 +195,14 @@ const rows: Row[] = [
     detail: "1.2.3.4.5.6.7",
   },
   {
+    name: "a critical policyConstraints on a CA is refused: policies are not processed (fail closed)",
+    leaf: c.underPolicyConstrained.cert,
+    untrusted: [c.policyConstrainedInt.cert],
+    store: c.stores.acme,
+    expect: "bad_certificate",
+    detail: "2.5.29.36",
+  },
+  {
     name: "nameConstraints enforced, not refused (more cases in path-rules.test.ts)",
     leaf: c.underConstrained.cert,
     untrusted: [c.constrainedInt.cert],

@@ -29,9 +29,10 @@ const KNOWN_CRITICAL: ReadonlySet<string> = new Set([
   "2.5.29.37", // extKeyUsage
   "2.5.29.17", // subjectAltName
   "2.5.29.30", // nameConstraints (name-constraints.ts)
+  // certificatePolicies: without requireExplicitPolicy the path is valid whatever the policies (RFC 5280
+  // §6.1 with any-policy as the initial set). policyConstraints and inhibitAnyPolicy could demand explicit
+  // policies, which this engine does not process: marked critical, they are refused (fail closed).
   "2.5.29.32", // certificatePolicies
-  "2.5.29.36", // policyConstraints
-  "2.5.29.54", // inhibitAnyPolicy
   "2.5.29.35", // authorityKeyIdentifier
   "2.5.29.14", // subjectKeyIdentifier
 ]);

@@ -68,6 +68,11 @@ export const underCrlOnly = await device("device-under-crl-only", crlOnlyInt);
 export const unknownCritical = await device("device-critical", int, {
   extensions: [new x509.Extension("1.2.3.4.5.6.7", true, new Uint8Array([0x05, 0x00]))],
 });
+/** A CA with a critical policyConstraints (requireExplicitPolicy 0), which the engine cannot honour. */
+export const policyConstrainedInt = await ca("O=Acme, CN=Acme Policy-constrained CA", root, {
+  extensions: [new x509.Extension("2.5.29.36", true, new Uint8Array([0x30, 0x03, 0x80, 0x01, 0x00]))],
+});
+export const underPolicyConstrained = await device("device-under-policy", policyConstrainedInt);
 // nameConstraints: permittedSubtrees [ dNSName "example.com" ]
 const nameConstraints = new x509.Extension(
   "2.5.29.30",
