@@ -1,6 +1,8 @@
 // The `portcullis` command line: dispatches to a subcommand and turns user errors into exit code 2.
 import { createRequire } from "node:module";
 import { ConfigError } from "../config/errors.ts";
+import { StoreUnavailableError } from "../registry/types.ts";
+import { RevocationConfigError } from "../revocation/errors.ts";
 import { runDemo } from "./demo.ts";
 import { runDevices } from "./devices.ts";
 import { runEcho } from "./echo.ts";
@@ -36,25 +38,24 @@ async function main(argv: string[]): Promise<number> {
   return run(rest);
 }
 
+/** Exit code and one line for errors a user can act on; anything else is a bug and keeps its stack. */
+function userError(err: unknown): { code: number; message: string } | undefined {
+  if (err instanceof UsageError || err instanceof ConfigError || err instanceof RevocationConfigError) {
+    return { code: 2, message: err.message };
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code?.startsWith("ERR_PARSE_ARGS")) return { code: 2, message: (err as Error).message };
+  if (code === "EADDRINUSE" || code === "EACCES") return { code: 1, message: (err as Error).message };
+  if (err instanceof StoreUnavailableError) return { code: 1, message: `device store: ${err.message}` };
+  return undefined;
+}
+
 try {
   process.exitCode = await main(process.argv.slice(2));
-  // A stopped gateway has closed its servers; exit now rather than wait on idle pools and timers.
-  process.exit();
 } catch (err) {
-  if (err instanceof UsageError || err instanceof ConfigError) {
-    console.error(`portcullis: ${err.message}`);
-    process.exitCode = 2;
-  } else if (
-    (err as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ||
-    (err as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS")
-  ) {
-    console.error(`portcullis: ${(err as Error).message}`);
-    process.exitCode = 2;
-  } else if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") {
-    console.error(`portcullis: ${(err as Error).message}`);
-    process.exitCode = 1;
-  } else {
-    console.error(err);
-    process.exitCode = 1;
-  }
+  const known = userError(err);
+  console.error(known ? `portcullis: ${known.message}` : err);
+  process.exitCode = known?.code ?? 1;
 }
+// A stopped (or failed) gateway has closed its servers: exit now rather than wait on idle pools and timers.
+process.exit();

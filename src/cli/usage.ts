@@ -6,7 +6,8 @@ export class UsageError extends Error {
 export const USAGE = `Usage: portcullis <command> [options]
 
 Commands:
-  demo [--mode application|handshake] [--port 8443] [--admin-port 8444] [--dir .portcullis-demo] [--upstream URL]
+  demo [--mode application|handshake] [--port 8443] [--admin-port 8444] [--dir .portcullis-demo]
+       [--upstream URL] [--store sqlite:PATH|postgres://…]
         create (or reuse) a demo PKI and config, start an echo upstream and the gateway
   start --config FILE     run a gateway from a YAML config
   echo [--port N] [--host 127.0.0.1]

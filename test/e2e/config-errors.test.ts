@@ -135,6 +135,19 @@ describe("config errors stop start-up with exit code 2", () => {
     );
   });
 
+  test("a CRL file that cannot be read stops start-up with one line, not a stack trace (fail closed)", async () => {
+    const { code, stdout, stderr } = await startWith(
+      mutated((c) => {
+        const store = c.trustStores?.[0];
+        if (store) store.revocation = { mode: "strict", crl: { files: ["missing.crl"] } };
+      }),
+    );
+    assert.equal(code, 2, `exit code\nstdout: ${stdout}\nstderr: ${stderr}`);
+    assert.match(stderr, /missing\.crl/);
+    assert.doesNotMatch(stderr, /^\s+at /m);
+    assert.doesNotMatch(stdout, /"listening"/);
+  });
+
   test("a key that does not match the certificate is named", async () => {
     await expectProblem(
       mutated((c) => {
