@@ -112,6 +112,10 @@ test("device and consumer headers, with fallbacks when the device is not registe
   assert.equal(headers["x-consumer-id"], "device-001");
   assert.equal(headers["x-consumer-username"], "device-001");
 
+  assert.equal(headers["x-device-groups"], undefined, "no groups without a registry lookup");
+  const grouped = buildIdentityHeaders({ ...identity, groups: ["fleet-a", "eu west", "a,b"] });
+  assert.equal(grouped["x-device-groups"], "fleet-a,eu west,a%2Cb");
+
   const anonymous = buildIdentityHeaders({ ...identity, deviceId: undefined });
   assert.equal(anonymous["x-device-id"], undefined);
   assert.equal(anonymous["x-consumer-id"], hash);

@@ -8,7 +8,7 @@ export interface IdentityHeaderOptions {
   readonly xfcc: { readonly enabled: boolean; readonly cert: boolean; readonly chain: boolean };
   /** client-cert and client-cert-chain (RFC 9440). */
   readonly rfc9440: boolean;
-  /** x-device-id. */
+  /** x-device-id, and x-device-groups when the registry was consulted. */
   readonly device: boolean;
   /** x-consumer-id and x-consumer-username (Kong). */
   readonly consumer: boolean;
@@ -104,6 +104,10 @@ export function buildIdentityHeaders(
     if (chain !== undefined) headers["client-cert-chain"] = chain;
   }
   if (options.device && deviceId !== undefined) headers["x-device-id"] = safeName(deviceId);
+  if (options.device && identity.groups !== undefined && identity.groups.length > 0) {
+    // Comma-separated, so a comma inside a group name is percent-encoded.
+    headers["x-device-groups"] = identity.groups.map((g) => safeName(g).replaceAll(",", "%2C")).join(",");
+  }
   if (options.consumer) {
     headers["x-consumer-id"] = safeName(deviceId ?? leaf.fingerprint);
     headers["x-consumer-username"] = safeName(deviceId ?? leaf.commonName ?? leaf.subject);

@@ -123,6 +123,7 @@ describe("registry policy (one gateway, SQLite)", () => {
     assert.equal(r.status, 200, r.body);
     const headers = r.json<EchoBody>().headers;
     assert.equal(headers["x-device-id"], "reg-alpha");
+    assert.equal(headers["x-device-groups"], "fleet-a", "the registry groups reach the upstream");
     assert.match(headers["x-forwarded-client-cert"] ?? "", new RegExp(`Hash=${d("alpha").fingerprint}`));
   });
 
