@@ -7,12 +7,23 @@ import { type PresentedChains, readConnectionIdentity } from "../tls/connection-
 import type { ConnectionState } from "../tls/connection-state.ts";
 import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
+import type { DecisionLog, DecisionRecord } from "./decision-log.ts";
 import type { Logger } from "./log.ts";
+import type { GatewayMetrics } from "./metrics.ts";
+
+export interface AdmissionDeps {
+  readonly authenticator: Authenticator;
+  readonly chains: PresentedChains;
+  readonly sessionNames: SessionNames;
+  readonly logger: Logger;
+  readonly decisions: DecisionLog;
+  readonly metrics: GatewayMetrics;
+}
 
 export function admitConnection(
   socket: TLSSocket,
   listener: CompiledListener,
-  deps: { authenticator: Authenticator; chains: PresentedChains; sessionNames: SessionNames; logger: Logger },
+  deps: AdmissionDeps,
 ): ConnectionState | undefined {
   const identity = readConnectionIdentity(socket, listener.name, deps.chains, deps.sessionNames);
   const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
@@ -26,19 +37,22 @@ export function admitConnection(
   // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
   const opensslVerified = !listener.sendCaNames || socket.authorized;
   if ((verdict?.allow ?? true) && opensslVerified) return state;
-  deps.logger.info(
-    {
-      listener: listener.name,
-      reason: verdict === undefined || verdict.allow ? "untrusted_issuer" : verdict.reason,
-      detail:
-        verdict === undefined || verdict.allow
-          ? `OpenSSL disagreed: ${socket.authorizationError}`
-          : verdict.detail,
-      sni: identity.sni,
-      fingerprint: identity.leaf?.fingerprint,
-      resumed: identity.resumed,
-    },
-    "connection refused",
-  );
+  const openssl = verdict === undefined || verdict.allow;
+  const record: DecisionRecord = {
+    at: new Date().toISOString(),
+    listener: listener.name,
+    sni: identity.sni,
+    allow: false,
+    enforced: true,
+    reason: openssl ? "untrusted_issuer" : verdict.reason,
+    detail: openssl ? `OpenSSL disagreed: ${socket.authorizationError}` : verdict.detail,
+    fingerprint: identity.leaf?.fingerprint,
+    subject: identity.leaf?.subject,
+    resumed: identity.resumed,
+  };
+  deps.decisions.record(record);
+  deps.metrics.recordDecision(record);
+  deps.metrics.recordHandshakeFailure(listener.name, record.reason);
+  deps.logger.info(record, "connection refused");
   return undefined;
 }

@@ -85,13 +85,29 @@ async function retire(runtime: Runtime, graceMs: number): Promise<void> {
   await Promise.all([...runtime.upstreams.values()].map((u) => u.close()));
 }
 
-/** A reload may change everything but the listeners' and admin's addresses, which need a restart. */
+/**
+ * What a reload cannot change in a running gateway (read once at start): the listeners' addresses and the
+ * limits Node's servers take at creation, the admin listener, and the device store with its cache.
+ * Such a change is rejected with this reason; the old config keeps serving until a restart.
+ */
 function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | undefined {
-  const addresses = (c: CompiledConfig) => c.listeners.map((l) => `${l.name}@${l.host}:${l.port}`).join(",");
-  if (addresses(current) !== addresses(next)) return "listeners were added, removed or moved";
-  const admin = (c: CompiledConfig) => (c.admin ? `${c.admin.host}:${c.admin.port}:${c.admin.token}` : "");
-  if (admin(current) !== admin(next)) return "the admin listener or its token changed";
-  if (current.store.url !== next.store.url) return "the device store changed";
+  const listeners = (c: CompiledConfig) =>
+    JSON.stringify(
+      c.listeners.map((l) => [
+        l.name,
+        l.host,
+        l.port,
+        l.limits.handshakeTimeout,
+        l.limits.headersTimeout,
+        l.limits.maxConnections,
+      ]),
+    );
+  if (listeners(current) !== listeners(next)) {
+    return "listeners were added, removed or moved, or their handshakeTimeout, headersTimeout or maxConnections changed";
+  }
+  if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) return "the admin settings changed";
+  if (JSON.stringify(current.store) !== JSON.stringify(next.store))
+    return "the device store settings changed";
   return undefined;
 }
 
@@ -173,7 +189,11 @@ export class Gateway implements Observability {
             chains: this.#chains,
             sessionNames: this.#sessionNames,
             logger,
+            decisions: this.decisions,
+            metrics: this.metrics,
           }),
+        trackConnection: (current, authenticated) =>
+          this.metrics.trackConnection(current.name, authenticated),
         request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
         handshakeFailed: (error, socket, current) => {
           const reason = reasonForHandshakeError(error, socket.authorizationError);
@@ -237,6 +257,7 @@ export class Gateway implements Observability {
       return false;
     }
     this.#runtime = next;
+    this.logger.level = next.config.logLevel;
     for (const server of this.#listeners) {
       const listener = next.config.listeners.find((l) => l.name === server.listener.name);
       if (listener) server.update(listener);

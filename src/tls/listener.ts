@@ -22,6 +22,8 @@ export interface ListenerHooks {
   /** Judges a new TLS connection; undefined closes it before any HTTP byte is read. */
   admit(socket: TLSSocket, listener: CompiledListener): ConnectionState | undefined;
   request(req: GatewayRequest, res: GatewayResponse, listener: CompiledListener): void;
+  /** Counts an open connection; the returned function is called once when it closes. */
+  trackConnection(listener: CompiledListener, authenticated: boolean): () => void;
   /** A handshake that failed (handshake mode: bad or missing certificate). */
   handshakeFailed(error: Error, socket: TLSSocket, listener: CompiledListener): void;
 }
@@ -59,7 +61,7 @@ export class ListenerServer {
       http1Options: {
         headersTimeout: limits.headersTimeout,
         requestTimeout: 0,
-        keepAliveTimeout: Math.min(limits.idleTimeout, 5_000),
+        keepAliveTimeout: limits.idleTimeout,
         connectionsCheckingInterval: Math.min(limits.headersTimeout, 1_000),
       } as Record<string, number>,
       maxSessionMemory: 10,
@@ -142,12 +144,15 @@ export class ListenerServer {
     this.#sockets.set(socket, tracked);
     if (limited) this.#unauthenticated++;
     if (!isHttp2(socket)) {
+      // Also after each answer: Node keeps a socket timeout set here across keep-alive exchanges.
       socket.setTimeout(limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout);
       socket.on("timeout", () => {
         if (tracked.inFlight === 0) socket.destroy();
       });
     }
+    const untrack = hooks.trackConnection(this.#listener, state.authenticated);
     socket.once("close", () => {
+      untrack();
       this.#sockets.delete(socket);
       if (tracked.limited) this.#unauthenticated--;
     });

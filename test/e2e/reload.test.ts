@@ -122,4 +122,15 @@ describe("config reload", () => {
     const r = await curl({ port, dir: tmp.dir, device: "device" });
     assert.equal(r.status, 200, r.body);
   });
+
+  test("a change that needs a restart (the device store) is rejected, naming why; the old config keeps serving", async () => {
+    const before = gw.output().split('"reload rejected"').length - 1;
+    writeFileSync(
+      file(),
+      stringify({ ...configWith(echo.url, { publicEcho: false }), store: { url: "sqlite:other.db" } }),
+    );
+    await waitForLog(gw, '"reload rejected"', before + 1);
+    assert.match(gw.output(), /device store settings changed: restart to apply/);
+    assert.equal((await curl({ port, dir: tmp.dir, device: "device" })).status, 200);
+  });
 });

@@ -342,6 +342,25 @@ describe("TLS listener", () => {
         }
       });
     }
+    test("http/1.1: after answering it, an unauthenticated keep-alive connection still gets the short idle timeout", async () => {
+      const p = port("idle");
+      const anonymous = openTls({ port: p, servername: HOST_A, alpn: ["http/1.1"] });
+      try {
+        assert.equal(await anonymous.ready, true);
+        const answer = await within(requestOn(anonymous, HOST_A, "/public/echo"), 5_000);
+        assert.equal(answer === "timeout" ? answer : answer?.status, 200);
+        const answeredAt = performance.now();
+        const closed = await within(anonymous.closed, 5_000);
+        assert.notEqual(
+          closed,
+          "timeout",
+          "closed after the unauthenticated idle time, not the keep-alive time",
+        );
+        assert.ok(performance.now() - answeredAt < 3_000);
+      } finally {
+        anonymous.socket.destroy();
+      }
+    });
   });
 
   describe("SNI chooses the server certificate", () => {
