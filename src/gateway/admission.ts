@@ -7,7 +7,8 @@ import { type PresentedChains, readConnectionIdentity } from "../tls/connection-
 import type { ConnectionState } from "../tls/connection-state.ts";
 import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
-import type { DecisionLog, DecisionRecord } from "./decision-log.ts";
+import { noteDecision } from "./authorize.ts";
+import type { DecisionLog } from "./decision-log.ts";
 import type { Logger } from "./log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
@@ -37,21 +38,19 @@ export function admitConnection(
   // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
   const opensslVerified = !listener.sendCaNames || socket.authorized;
   if ((verdict?.allow ?? true) && opensslVerified) return state;
-  const openssl = verdict === undefined || verdict.allow;
-  const record: DecisionRecord = {
-    at: new Date().toISOString(),
-    listener: listener.name,
-    sni: identity.sni,
-    allow: false,
-    enforced: true,
-    reason: openssl ? "untrusted_issuer" : verdict.reason,
-    detail: openssl ? `OpenSSL disagreed: ${socket.authorizationError}` : verdict.detail,
-    fingerprint: identity.leaf?.fingerprint,
-    subject: identity.leaf?.subject,
-    resumed: identity.resumed,
-  };
-  deps.decisions.record(record);
-  deps.metrics.recordDecision(record);
+  const onlyOpensslRefused = verdict === undefined || verdict.allow;
+  const record = noteDecision(
+    deps,
+    state,
+    onlyOpensslRefused
+      ? {
+          allow: false,
+          reason: "untrusted_issuer",
+          detail: `OpenSSL disagreed: ${socket.authorizationError}`,
+        }
+      : verdict,
+    { listener: listener.name, now: new Date() },
+  );
   deps.metrics.recordHandshakeFailure(listener.name, record.reason);
   deps.logger.info(record, "connection refused");
   return undefined;

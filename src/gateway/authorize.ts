@@ -6,7 +6,13 @@ import type { ReasonCode } from "../identity/reasons.ts";
 import type { AuthPolicy, Decision, DeviceIdentity } from "../identity/types.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
 import type { Authenticator } from "./authenticator.ts";
-import type { DecisionLog, DecisionRecord } from "./decision-log.ts";
+import {
+  type DecisionContext,
+  type DecisionLog,
+  type DecisionOutcome,
+  type DecisionRecord,
+  toDecisionRecord,
+} from "./decision-log.ts";
 import type { Logger } from "./log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
@@ -87,25 +93,37 @@ function conclude(
   verdict: Verdict,
 ): Verdict {
   const reportOnly = policy.enforce === "report-only";
-  const leaf = state.identity.leaf;
-  const record: DecisionRecord = {
-    at: now.toISOString(),
+  const outcome: DecisionOutcome =
+    verdict.allow && verdict.identity
+      ? { allow: true, identity: verdict.identity }
+      : (verdict as DecisionOutcome);
+  const record = noteDecision(deps, state, outcome, {
     listener: ctx.listener.name,
     route: ctx.route,
     host: ctx.host,
-    sni: state.identity.sni,
-    allow: verdict.allow,
-    enforced: verdict.allow || !reportOnly,
-    reason: verdict.allow ? undefined : verdict.reason,
-    detail: verdict.allow ? undefined : verdict.detail,
-    fingerprint: leaf?.fingerprint,
-    subject: leaf?.subject,
-    deviceId: verdict.allow ? verdict.identity?.deviceId : undefined,
-    resumed: state.identity.resumed,
-  };
-  deps.decisions.record(record);
-  deps.metrics.recordDecision(record);
+    enforce: policy.enforce,
+    now,
+  });
   if (verdict.allow) return verdict;
   deps.logger.info(record, reportOnly ? "request would be denied (report-only)" : "request denied");
   return reportOnly ? { allow: true, identity: undefined } : verdict;
+}
+
+/** Records a decision on a connection in the decision log and the metrics; returns the record (for the log). */
+export function noteDecision(
+  deps: Pick<AuthorizeDeps, "decisions" | "metrics">,
+  state: ConnectionState,
+  outcome: DecisionOutcome,
+  ctx: Omit<DecisionContext, "sni" | "resumed" | "leaf">,
+): DecisionRecord {
+  const { identity } = state;
+  const record = toDecisionRecord(outcome, {
+    ...ctx,
+    sni: identity.sni,
+    resumed: identity.resumed,
+    leaf: identity.leaf,
+  });
+  deps.decisions.record(record);
+  deps.metrics.recordDecision(record);
+  return record;
 }

@@ -1,7 +1,7 @@
 // Recent auth decisions for `GET /decisions`: a fixed-size ring buffer, so memory stays bounded however busy
 // the gateway is, and recording costs O(1) on the request path.
 import type { ReasonCode } from "../identity/reasons.ts";
-import type { Decision } from "../identity/types.ts";
+import type { DeviceIdentity } from "../identity/types.ts";
 
 export interface DecisionRecord {
   /** ISO 8601 time of the decision. */
@@ -88,8 +88,13 @@ export interface DecisionContext {
   readonly now: Date;
 }
 
+/** What a record is made from: a Decision, or any verdict shaped like one. */
+export type DecisionOutcome =
+  | { readonly allow: true; readonly identity: Pick<DeviceIdentity, "leaf" | "deviceId"> }
+  | { readonly allow: false; readonly reason: ReasonCode; readonly detail: string };
+
 /** The record of one Decision, so that every caller fills `enforced` and the identity fields alike. */
-export function toDecisionRecord(decision: Decision, context: DecisionContext): DecisionRecord {
+export function toDecisionRecord(decision: DecisionOutcome, context: DecisionContext): DecisionRecord {
   const base: DecisionRecord = {
     at: context.now.toISOString(),
     listener: context.listener,

@@ -11,7 +11,7 @@ import type { ConnectionState } from "../tls/connection-state.ts";
 import { connectionStateOf } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
 import { socketOf } from "../tls/listener.ts";
-import { type AuthorizeDeps, authorize, type Verdict } from "./authorize.ts";
+import { type AuthorizeDeps, authorize, noteDecision, type Verdict } from "./authorize.ts";
 import { diagnosticsReport } from "./diagnostics.ts";
 import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
 
@@ -57,20 +57,13 @@ export function handleRequest(
     return;
   }
   if (!sniAllowsHost(state.identity.sni, host)) {
-    const record = {
-      at: new Date().toISOString(),
-      listener: listener.name,
-      host,
-      sni: state.identity.sni,
-      allow: false,
-      enforced: true,
-      reason: "sni_host_mismatch" as const,
-      detail: `connection made for ${state.identity.sni ?? "no SNI"}, request for ${host}`,
-      fingerprint: state.identity.leaf?.fingerprint,
-      resumed: state.identity.resumed,
-    };
-    deps.decisions.record(record);
-    deps.metrics.recordDecision(record);
+    const detail = `connection made for ${state.identity.sni ?? "no SNI"}, request for ${host}`;
+    const record = noteDecision(
+      deps,
+      state,
+      { allow: false, reason: "sni_host_mismatch", detail },
+      { listener: listener.name, host, now: new Date() },
+    );
     logger.info(record, "request denied");
     sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
     return;
