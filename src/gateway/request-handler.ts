@@ -20,7 +20,11 @@ export interface RequestHandlerDeps extends AuthorizeDeps {
   readonly upstreams: ReadonlyMap<string, Upstream>;
 }
 
-/** The request's host: `:authority` on HTTP/2 (which must agree with a `host` header if both are sent). */
+/**
+ * The request's host: `:authority` on HTTP/2 (which must agree with a `host` header if both are sent), the
+ * one Host header on HTTP/1.1. Several Host headers are refused (RFC 9112 §3.2): Node would keep the first,
+ * another hop might read the last.
+ */
 function requestHost(req: GatewayRequest): string | undefined | null {
   const authority = req.headers[":authority"];
   const host = req.headers.host;
@@ -28,7 +32,11 @@ function requestHost(req: GatewayRequest): string | undefined | null {
     if (typeof host === "string" && normalizeName(host) !== normalizeName(authority)) return null;
     return normalizeName(authority);
   }
-  return normalizeName(host);
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    if (req.rawHeaders[i]?.length === 4 && req.rawHeaders[i]?.toLowerCase() === "host") hosts++;
+  }
+  return hosts > 1 ? null : normalizeName(host);
 }
 
 export function handleRequest(

@@ -3,8 +3,9 @@
 // that cannot smuggle a request onto the public route, spoofed identity headers stripped, and the headers
 // the gateway adds for the upstream and the client.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type CurlOptions, type CurlResult, curl } from "../helpers/clients.ts";
+import { type CurlOptions, type CurlResult, curl, sClient } from "../helpers/clients.ts";
 import { type GatewayProcess, startDemo, tempDir } from "../helpers/gateway-process.ts";
 
 interface Echoed {
@@ -117,6 +118,32 @@ describe("routing and SNI/Host binding (demo, application mode)", () => {
       }
     });
   }
+
+  test("two Host headers (HTTP/1.1) get 400, in either order: no hop may read another host", async () => {
+    for (const hosts of [
+      ["mtls.auth.local.com", "localhost"],
+      ["localhost", "mtls.auth.local.com"],
+    ]) {
+      const raw = `GET /echo HTTP/1.1\r\n${hosts.map((h) => `Host: ${h}\r\n`).join("")}Connection: close\r\n\r\n`;
+      const { output } = await sClient(
+        [
+          "-quiet",
+          "-connect",
+          `127.0.0.1:${gw.ports.demo}`,
+          "-servername",
+          "mtls.auth.local.com",
+          "-CAfile",
+          join(tmp.dir, "ca-chain.crt"),
+          "-cert",
+          join(tmp.dir, "device.crt"),
+          "-key",
+          join(tmp.dir, "device.key"),
+        ],
+        raw,
+      );
+      assert.match(output, /^HTTP\/1\.1 400 /m, `${hosts.join(", ")}: ${output}`);
+    }
+  });
 
   test("an encoded slash in the path gets 400", async () => {
     for (const http of HTTP_VERSIONS) {
