@@ -120,7 +120,12 @@ export class PostgresDeviceStore implements DeviceStore {
 
   async findByAnyBinding(bindings: readonly Binding[]): Promise<Device | undefined> {
     if (bindings.length === 0) return undefined;
-    return this.#one(ANY_BINDING_SQL, [bindings.map((b) => b.kind), bindings.map((b) => b.value)]);
+    // The request-path lookup, as a named prepared statement: planned once per connection, not per call.
+    return this.#one(
+      ANY_BINDING_SQL,
+      [bindings.map((b) => b.kind), bindings.map((b) => b.value)],
+      "portcullis_any_binding",
+    );
   }
 
   async get(id: string): Promise<Device | undefined> {
@@ -211,14 +216,14 @@ export class PostgresDeviceStore implements DeviceStore {
     this.#hub.emit(RESYNC);
   }
 
-  async #one(sql: string, params: unknown[]): Promise<Device | undefined> {
-    const rows = await this.#query<DeviceRow>(sql, params);
+  async #one(sql: string, params: unknown[], name?: string): Promise<Device | undefined> {
+    const rows = await this.#query<DeviceRow>(sql, params, name);
     return rows[0] === undefined ? undefined : toDevice(rows[0]);
   }
 
-  async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<R[]> {
+  async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[], name?: string): Promise<R[]> {
     try {
-      const result = await this.#pool.query<R>(sql, params);
+      const result = await this.#pool.query<R>({ text: sql, values: params, ...(name ? { name } : {}) });
       this.#querySucceeded();
       return result.rows;
     } catch (error) {
