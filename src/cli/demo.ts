@@ -12,8 +12,11 @@ import { startEchoUpstream } from "../demo/echo-upstream.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
 import { ensureDemoPki } from "../pki/demo-pki.ts";
+import { openDeviceStore } from "../registry/open-store.ts";
 import { shutdownSignal, stopOnSignal } from "./run-gateway.ts";
+import { LOG_FD_ENV } from "./start.ts";
 import { UsageError } from "./usage.ts";
+import { parseWorkers, runWorkers } from "./workers.ts";
 
 const HOST = "mtls.auth.local.com";
 
@@ -34,6 +37,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       dir: { type: "string", default: ".portcullis-demo" },
       upstream: { type: "string" },
       store: { type: "string", default: "sqlite:portcullis.db" },
+      workers: { type: "string" },
     },
     strict: true,
   });
@@ -59,6 +63,28 @@ export async function runDemo(argv: string[]): Promise<number> {
   const configFile = join(dir, "portcullis.yaml");
   writeFileSync(configFile, demoConfigYaml({ mode, port, adminPort, upstream, store: values.store }));
   const config = await loadConfig(configFile);
+  const workers = parseWorkers(values.workers);
+  const show = (listenPort: number, listenAdmin: number) =>
+    console.log(
+      banner({ dir, mode, port: listenPort, adminPort: listenAdmin, upstream, echo: !!echo, workers }),
+    );
+  if (workers > 1) {
+    const store = openDeviceStore(config.store.url);
+    try {
+      await store.migrate();
+      await registerDemoDevice(store, pki.deviceCert, pki.deviceId);
+    } finally {
+      await store.close();
+    }
+    const code = await runWorkers(
+      workers,
+      ["start", "--config", configFile],
+      (m) => show(m.listeners[0]?.port ?? port, m.adminPort ?? adminPort),
+      { [LOG_FD_ENV]: "2" },
+    );
+    await echo?.close();
+    return code;
+  }
   const logger = createLogger(config.logLevel, pino.destination({ fd: 2, sync: false }));
   let gateway: Gateway;
   try {
@@ -67,7 +93,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     await echo?.close();
     throw err;
   }
-  const device = await registerDemoDevice(gateway, pki.deviceCert, pki.deviceId);
+  const store = gateway.registry?.store;
+  if (!store) throw new Error("the gateway has no device store");
+  const device = await registerDemoDevice(store, pki.deviceCert, pki.deviceId);
   if (device.status !== "active") {
     logger.warn(
       { deviceId: device.id, status: device.status },
@@ -76,10 +104,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   gateway.watchConfig();
   process.on("SIGHUP", () => void gateway.reload());
-  const boundPort = gateway.listeners[0]?.port ?? port;
-  console.log(
-    banner({ dir, mode, port: boundPort, adminPort: gateway.adminPort ?? adminPort, upstream, echo: !!echo }),
-  );
+  show(gateway.listeners[0]?.port ?? port, gateway.adminPort ?? adminPort);
   await stopOnSignal(gateway, signal, async () => {
     await echo?.close();
   });
@@ -93,6 +118,7 @@ function banner(o: {
   adminPort: number;
   upstream: string;
   echo: boolean;
+  workers: number;
 }) {
   const rel = relative(process.cwd(), o.dir) || ".";
   const curl = (cert: string, path: string, extra = "") =>
@@ -112,6 +138,7 @@ function banner(o: {
     `  admin     http://127.0.0.1:${o.adminPort}  (bearer token in admin.token)`,
     `  upstream  ${o.upstream}${o.echo ? "  (built-in echo)" : ""}`,
     `  files     ${o.dir}`,
+    ...(o.workers > 1 ? [`  workers   ${o.workers} (node:cluster, one port)`] : []),
     "",
     `Try it (from ${rel}):`,
     `  cd ${rel}`,

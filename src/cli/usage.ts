@@ -7,9 +7,10 @@ export const USAGE = `Usage: portcullis <command> [options]
 
 Commands:
   demo [--mode application|handshake] [--port 8443] [--admin-port 8444] [--dir .portcullis-demo]
-       [--upstream URL] [--store sqlite:PATH|postgres://…]
+       [--upstream URL] [--store sqlite:PATH|postgres://…] [--workers N]
         create (or reuse) a demo PKI and config, start an echo upstream and the gateway
-  start --config FILE     run a gateway from a YAML config
+  start --config FILE [--workers N]
+                          run a gateway from a YAML config (N processes sharing its ports)
   echo [--port N] [--host 127.0.0.1]
                           run the demo's echo upstream on its own
   pki init|issue|revoke|crl ...

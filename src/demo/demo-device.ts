@@ -1,17 +1,10 @@
 // Registers the demo's device-001 in the device store at start: created when missing, its certificate
 // bound when the demo PKI was regenerated. An operator's status (e.g. suspended) is left as it is.
 import { readFileSync } from "node:fs";
-import type { Gateway } from "../gateway/gateway.ts";
 import { parsePemBundle } from "../identity/certificate.ts";
-import { type Binding, type Device, DeviceExistsError } from "../registry/types.ts";
+import { type Binding, type Device, DeviceExistsError, type DeviceStore } from "../registry/types.ts";
 
-export async function registerDemoDevice(
-  gateway: Gateway,
-  certFile: string,
-  deviceId: string,
-): Promise<Device> {
-  const store = gateway.registry?.store;
-  if (!store) throw new Error("the gateway has no device store");
+export async function registerDemoDevice(store: DeviceStore, certFile: string, deviceId: string): Promise<Device> {
   const [leaf] = parsePemBundle(readFileSync(certFile, "utf8"));
   if (!leaf) throw new Error(`${certFile}: no certificate`);
   const binding: Binding = { kind: "fingerprint", value: leaf.fingerprint };

@@ -1,6 +1,7 @@
 // A running gateway: the listeners and the admin listener, and the runtime built from one compiled config
 // (upstream pools, authenticator), swapped atomically on reload. A bad new config is rejected and the old
 // one keeps serving.
+import cluster from "node:cluster";
 import { createRequire } from "node:module";
 import { AdminServer } from "../admin/server.ts";
 import type { CompiledConfig } from "../config/compile.ts";
@@ -131,6 +132,8 @@ export class Gateway implements Observability {
     this.logger = logger;
     this.decisions = new DecisionLog(config.admin?.decisionsKept ?? 1000);
     this.metrics = new GatewayMetrics();
+    // Under --workers each process answers the admin API for itself: say which one.
+    if (cluster.isWorker) this.metrics.registry.setDefaultLabels({ worker: String(cluster.worker?.id) });
   }
 
   get registry(): DeviceRegistry | undefined {
@@ -287,6 +290,7 @@ export class Gateway implements Observability {
       version,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
       configGeneration: this.config.generation,
+      worker: cluster.isWorker ? cluster.worker?.id : undefined,
       listeners: this.listeners.map((l) => ({
         name: l.name,
         address: l.host,

@@ -1,6 +1,6 @@
 // Server-side TLS settings of a listener and its SNI contexts: one secure context per server certificate,
 // chosen by the normalised SNI name (exact, then one-label wildcard, else the default certificate).
-import { constants, createHash, randomBytes } from "node:crypto";
+import { constants, createHash, createHmac, randomBytes } from "node:crypto";
 import { createSecureContext, type SecureContext, type SecureContextOptions } from "node:tls";
 import type { CompiledListener, ServerCertificate } from "../config/compile.ts";
 import { matchesPattern, normalizeName } from "../routing/names.ts";
@@ -56,6 +56,23 @@ export function baseContextOptions(
   };
 }
 
+/** Set by the cluster primary for its workers: one secret from which every worker derives the same keys. */
+export const TICKET_SECRET_ENV = "PORTCULLIS_TICKET_SECRET";
+const PROCESS_SECRET = randomBytes(32);
+
+/**
+ * TLS ticket keys (48 bytes) of a listener, derived from a secret and the listener's session id context:
+ * workers of one gateway share them (a session resumes on any worker), and a change of the listener's
+ * trust changes its context and so rotates them. Without a shared secret, each process has its own.
+ */
+export function ticketKeysFor(listener: CompiledListener): Buffer {
+  const shared = process.env[TICKET_SECRET_ENV];
+  const secret = shared && /^[0-9a-f]{64}$/.test(shared) ? Buffer.from(shared, "hex") : PROCESS_SECRET;
+  const context = sessionIdContext(listener);
+  const part = (label: string) => createHmac("sha256", secret).update(label).update(context).digest();
+  return Buffer.concat([part("portcullis ticket keys 1"), part("portcullis ticket keys 2")]).subarray(0, 48);
+}
+
 export interface SniSelector {
   readonly defaultOptions: SecureContextOptions;
   readonly ticketKeys: Buffer;
@@ -83,7 +100,7 @@ export function buildSniSelector(listener: CompiledListener): SniSelector {
   const fallback = entries[0]?.context;
   return {
     defaultOptions: baseContextOptions(listener, first),
-    ticketKeys: randomBytes(48),
+    ticketKeys: ticketKeysFor(listener),
     SNICallback(servername, cb) {
       const name = normalizeName(servername);
       const context =
