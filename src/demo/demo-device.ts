@@ -4,7 +4,11 @@ import { readFileSync } from "node:fs";
 import { parsePemBundle } from "../identity/certificate.ts";
 import { type Binding, type Device, DeviceExistsError, type DeviceStore } from "../registry/types.ts";
 
-export async function registerDemoDevice(store: DeviceStore, certFile: string, deviceId: string): Promise<Device> {
+export async function registerDemoDevice(
+  store: DeviceStore,
+  certFile: string,
+  deviceId: string,
+): Promise<Device> {
   const [leaf] = parsePemBundle(readFileSync(certFile, "utf8"));
   if (!leaf) throw new Error(`${certFile}: no certificate`);
   const binding: Binding = { kind: "fingerprint", value: leaf.fingerprint };
