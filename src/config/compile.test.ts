@@ -128,6 +128,16 @@ describe("config compiler", () => {
     assert.match(await problems(both), /routes\[0\]\.public: a route is either public or has an auth policy/);
   });
 
+  test("route groups need a registry lookup that is required", async () => {
+    const config = base();
+    const auth = config.routes[0]?.auth;
+    if (auth) {
+      auth.groups = ["fleet"];
+      auth.registry = "optional";
+    }
+    assert.match(await problems(config), /routes\[0\]\.auth\.groups: groups need `registry: required`/);
+  });
+
   test("references must resolve: trust stores, services; names must be unique", async () => {
     const config = base();
     if (config.routes[0]?.auth) config.routes[0].auth.trustStores = ["fleet"];

@@ -88,6 +88,10 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
           problems.add([...at, "auth", "match", ...err.field], err.problem);
         }
       }
+      if (route.auth.groups && route.auth.registry !== "required") {
+        // Groups come from the registry: a device it does not know would otherwise pass unchecked.
+        problems.add([...at, "auth", "groups"], "groups need `registry: required`");
+      }
       policy = Object.freeze({
         id: `route:${route.name}#${generation}`,
         trustStores: stores,
