@@ -242,29 +242,36 @@ export class Gateway implements Observability {
    * config is rejected; the old one then keeps serving. Reloads never overlap.
    */
   reload(): Promise<boolean> {
-    this.#reloading = this.#reloading.then(() => this.#reload());
+    this.#reloading = this.#reloading
+      .then(() => this.#reload())
+      .catch((err: unknown) => {
+        this.logger.error({ err }, "reload failed");
+        return false;
+      });
     return this.#reloading;
   }
 
   async #reload(): Promise<boolean> {
     const current = this.#runtime;
     let next: Runtime;
+    let commits: (() => void)[];
     try {
       const config = await loadConfig(current.config.file, current.config.generation + 1);
       const why = restartNeeded(current.config, config);
       if (why) throw new ConfigError(config.file, [{ path: [], message: `${why}: restart to apply` }]);
+      commits = this.#listeners.map((server) => {
+        const listener = config.listeners.find((l) => l.name === server.listener.name);
+        return listener ? server.prepareUpdate(listener) : () => {};
+      });
       next = await buildRuntime(config, this);
     } catch (err) {
-      const message = err instanceof ConfigError || err instanceof RevocationConfigError ? err.message : err;
-      this.logger.error({ err: message }, "reload rejected");
+      const known = err instanceof ConfigError || err instanceof RevocationConfigError;
+      this.logger.error({ err: known ? err.message : err }, "reload rejected");
       return false;
     }
     this.#runtime = next;
     this.logger.level = next.config.logLevel;
-    for (const server of this.#listeners) {
-      const listener = next.config.listeners.find((l) => l.name === server.listener.name);
-      if (listener) server.update(listener);
-    }
+    for (const commit of commits) commit();
     void retire(current, UPSTREAM_RETIRE_MS);
     this.#watcher?.watch(next.config.files);
     this.logger.info({ generation: next.config.generation, file: next.config.file }, "config reloaded");

@@ -111,11 +111,16 @@ export class ListenerServer {
    * mode apply to new handshakes; open connections keep going. When trust changes, ticket keys are
    * rotated so that no session made under the old trust resumes.
    */
-  update(listener: CompiledListener): void {
+  prepareUpdate(listener: CompiledListener): () => void {
+    // Building every secure context first is what can fail (a bad key): then nothing has changed yet.
+    const sni = buildSniSelector(listener);
+    return () => this.#commit(listener, sni);
+  }
+
+  #commit(listener: CompiledListener, sni: SniSelector): void {
     const trustChanged =
       listener.clientAuth !== this.#listener.clientAuth ||
       listener.trustStores.map((s) => s.pem).join() !== this.#listener.trustStores.map((s) => s.pem).join();
-    const sni = buildSniSelector(listener);
     this.#server.setSecureContext(sni.defaultOptions);
     if (trustChanged) this.#server.setTicketKeys(sni.ticketKeys);
     // Server-level in Node (not per context); new connections honour the changed values.
