@@ -1,7 +1,7 @@
 // One upstream service: an undici pool per target, round-robin, streaming both bodies, mapping failures to 502/504.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import { Pool } from "undici";
 import { type AnyResponse, LATENCY_HEADER, sendJson, UPSTREAM_MESSAGES } from "../gateway/respond.ts";
 import { buildUpstreamHeaders, hopByHopNames, type OutgoingHeaders } from "./request-headers.ts";
@@ -61,6 +61,38 @@ function hasRequestBody(req: IncomingMessage | Http2ServerRequest): boolean {
   if (length !== undefined) return length.trim() !== "0";
   if ("stream" in req) return !req.stream.endAfterHeaders;
   return req.headers["transfer-encoding"] !== undefined;
+}
+
+/**
+ * Streams the upstream body to the client with backpressure (pipe) and settles when either side is done:
+ * resolves when the response finished, rejects when the body failed; a client gone early stops the body.
+ * Lighter than stream.pipeline, which allocates an AbortController (and aborts it) for every response.
+ */
+function relay(body: Readable, res: AnyResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onFinish = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      body.destroy();
+      resolve();
+    };
+    const cleanup = () => {
+      body.off("error", onError);
+      res.off("finish", onFinish);
+      res.off("close", onClose);
+    };
+    body.once("error", onError);
+    res.once("finish", onFinish);
+    res.once("close", onClose);
+    body.pipe(res as NodeJS.WritableStream);
+  });
 }
 
 /** Upstream response headers minus this hop's framing (which Node's HTTP/2 layer would also throw on). */
@@ -194,7 +226,7 @@ export class Upstream {
       out[UPSTREAM_LATENCY_HEADER] = String(Math.max(0, Math.round(headersAt - dispatchedAt)));
       // Both response classes take (status, headers); the union of their overloads does not type-check as one call.
       (res as ServerResponse).writeHead(upstream.statusCode, out);
-      await pipeline(body, res);
+      await relay(body, res);
     } catch {
       // Headers are out (or the upstream's were unusable): a reset is the only truthful signal left.
       body.destroy();
