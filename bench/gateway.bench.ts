@@ -278,6 +278,17 @@ async function main(): Promise<number> {
     const hsHs = await measure(lg, hs, "handshake", device(hs), ok, "handshakes");
     progress("2. keep-alive requests through the proxy (HTTP/1.1)");
     const [kaApp, kaNginx] = await both((s) => measure(lg, s, "keepalive", device(s), ok, "keep-alive"));
+    // The same load on `--workers 2` (node:cluster), CPU summed over the primary and its workers.
+    progress("2b. the same on portcullis --workers 2 (node:cluster, one port)");
+    const clustered = await startPortcullis(pki, upstream.port, 2);
+    const app2: Subject = {
+      label: "portcullis --workers 2",
+      proc: clustered.proc,
+      port: clustered.ports.application,
+    };
+    const hs2 = await measure(lg, app2, "handshake", device(app2), ok, "handshakes");
+    const ka2 = await measure(lg, app2, "keepalive", device(app2), ok, "keep-alive");
+    await clustered.proc.stop();
     progress(`3. memory per idle authenticated connection (${IDLE_CONNECTIONS} connections)`);
     const [memApp, memNginx] = await both((s) => idleMemory(lg, s, device(s)));
     progress("4. rejections of the wrong-device certificate (untrusted CA)");
@@ -327,6 +338,22 @@ async function main(): Promise<number> {
         0,
         kaApp.cpuMsPerItem * 1000,
         kaNginx ? kaNginx.cpuMsPerItem * 1000 : undefined,
+      ),
+      m(
+        "handshakesPerSecondWorkers2",
+        "  handshakes/s, Portcullis --workers 2",
+        "higher",
+        0,
+        hs2.perSecond,
+        hsNginx?.perSecond,
+      ),
+      m(
+        "keepAliveRequestsPerSecondWorkers2",
+        "  keep-alive requests/s, --workers 2",
+        "higher",
+        0,
+        ka2.perSecond,
+        kaNginx?.perSecond,
       ),
       m("idleKiBPerConnection", "memory KiB per idle mTLS connection", "lower", 1, memApp, memNginx),
       m("rejectionsPerSecond", "rejections/s (HTTP 401)", "higher", 0, rjApp.perSecond, rjNginx?.perSecond),
@@ -413,7 +440,9 @@ async function main(): Promise<number> {
       console.log(`Note: ${note}`);
       console.log(
         "Portcullis (application) is compared with nginx `ssl_verify_client on`, which also completes the " +
-          "handshake and answers in HTTP; the handshake-mode rows compare a TLS-level refusal with nginx's 401.",
+          "handshake and answers in HTTP; the handshake-mode rows compare a TLS-level refusal with nginx's 401; " +
+          "the --workers 2 rows put two Portcullis processes against one nginx worker (load generator and " +
+          "upstream share the same cores).",
       );
       for (const w of warnings) console.log(`warning: ${w}`);
       console.log(`(${((Date.now() - started) / 1000).toFixed(0)} s)`);

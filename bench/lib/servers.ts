@@ -181,6 +181,7 @@ export interface PortcullisPorts {
 export async function startPortcullis(
   pki: DemoPki,
   upstreamPort: number,
+  workers = 1,
 ): Promise<{ proc: ManagedProcess; ports: PortcullisPorts }> {
   const [application, handshake] = await freePorts(2);
   if (application === undefined || handshake === undefined) throw new Error("no free ports");
@@ -202,12 +203,12 @@ export async function startPortcullis(
     routes: [{ name: "bench", paths: [BENCH_PATH], service: "upstream", auth: { trustStores: ["devices"] } }],
     log: { level: "warn" },
   };
-  const file = join(pki.dir, "portcullis.yaml");
-  writeFileSync(file, stringify(config));
+  const file = join(pki.dir, workers > 1 ? `portcullis-${workers}-workers.yaml` : "portcullis.yaml");
+  writeFileSync(file, stringify({ ...config, store: { url: `sqlite:portcullis-${workers}.db` } }));
   const proc = ManagedProcess.spawn(
-    "portcullis",
+    workers > 1 ? `portcullis --workers ${workers}` : "portcullis",
     process.execPath,
-    [join(ROOT, "bin", "portcullis.js"), "start", "--config", file],
+    [join(ROOT, "bin", "portcullis.js"), "start", "--config", file, "--workers", String(workers)],
     ROOT,
   );
   await waitForPorts(proc, [application, handshake]);
