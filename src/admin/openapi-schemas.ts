@@ -123,6 +123,12 @@ export const schemas: Record<string, Json> = {
       status: { type: "string", enum: ["ok", "draining"] },
       version: { type: "string" },
       uptimeSeconds: { type: "integer" },
+      configGeneration: { type: "integer", description: "Increases with every successful reload." },
+      worker: {
+        type: "integer",
+        description: "Under --workers without a primary admin: the worker that answered.",
+      },
+      workers: { type: "integer", description: "Under --workers: the workers running." },
       listeners: {
         type: "array",
         items: {
@@ -156,6 +162,7 @@ export const schemas: Record<string, Json> = {
       subject: { type: "string" },
       deviceId: { type: "string" },
       resumed: { type: "boolean" },
+      worker: { type: "integer", description: "Under --workers: the worker that decided." },
     },
     required: ["at", "listener", "allow", "enforced"],
   },

@@ -2,7 +2,12 @@
 // exposes (device store, decision log, metrics, status).
 import type { DecisionLog } from "../gateway/decision-log.ts";
 import type { Logger } from "../gateway/log.ts";
-import type { GatewayMetrics } from "../gateway/metrics.ts";
+/** Prometheus text: one gateway's metrics, or (under --workers) every worker's, aggregated by the primary. */
+export interface MetricsSource {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
 import type { DeviceStore } from "../registry/types.ts";
 
 export interface AdminStatus {
@@ -32,7 +37,7 @@ export interface AdminOptions {
   readonly status: () => AdminStatus;
   readonly store: DeviceStore;
   readonly decisions: DecisionLog;
-  readonly metrics: GatewayMetrics;
+  readonly metrics: MetricsSource;
   readonly tls?: AdminTls;
   /** Unexpected errors (answered 500) are logged here; requests and tokens never are. */
   readonly logger?: Logger;

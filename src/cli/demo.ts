@@ -76,12 +76,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     } finally {
       await store.close();
     }
-    const code = await runWorkers(
-      workers,
-      ["start", "--config", configFile],
-      (m) => show(m.listeners[0]?.port ?? port, m.adminPort ?? adminPort),
-      { [LOG_FD_ENV]: "2" },
-    );
+    const code = await runWorkers(workers, ["start", "--config", configFile], {
+      config,
+      onListening: (m) => show(m.listeners[0]?.port ?? port, m.adminPort ?? adminPort),
+      env: { [LOG_FD_ENV]: "2" },
+    });
     await echo?.close();
     return code;
   }

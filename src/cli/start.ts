@@ -25,8 +25,8 @@ export async function runStart(argv: string[]): Promise<number> {
   const workers = parseWorkers(values.workers);
   if (workers > 1) {
     // Checked here first, so that a bad config stops with its errors instead of failing N workers.
-    await loadConfig(values.config);
-    return runWorkers(workers, ["start", "--config", values.config]);
+    const config = await loadConfig(values.config);
+    return runWorkers(workers, ["start", "--config", values.config], { config });
   }
   const signal = shutdownSignal();
   const config = await loadConfig(values.config);

@@ -4,7 +4,10 @@
 // and replaces a worker that dies. Device changes reach every worker through the store's change feed.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
+import type { CompiledConfig } from "../config/compile.ts";
+import { ADMIN_IN_PRIMARY_ENV } from "../gateway/worker-link.ts";
 import { TICKET_SECRET_ENV } from "../tls/secure-contexts.ts";
+import { startPrimaryAdmin } from "./primary-admin.ts";
 import { shutdownSignal } from "./run-gateway.ts";
 import { UsageError } from "./usage.ts";
 
@@ -31,21 +34,38 @@ export function reportListening(message: Omit<ListeningMessage, "type">): void {
     process.send?.({ type: "portcullis:listening", ...message } satisfies ListeningMessage);
 }
 
+export interface WorkersOptions {
+  /** The config the workers run (already loaded and checked): the primary hosts its admin API. */
+  readonly config: CompiledConfig;
+  /** Called once, when the first worker listens, with the bound ports (admin: the primary's). */
+  readonly onListening?: (message: ListeningMessage) => void;
+  readonly env?: Readonly<Record<string, string>>;
+}
+
 /**
  * In the primary: runs `count` workers of this same program with `argv` until SIGTERM/SIGINT, then stops
- * them gracefully. `onListening` gets the first worker's ports. Resolves to the exit code.
+ * them gracefully, and answers the admin API for all of them. Resolves to the exit code.
  */
 export async function runWorkers(
   count: number,
   argv: readonly string[],
-  onListening: (message: ListeningMessage) => void = () => {},
-  extraEnv: Readonly<Record<string, string>> = {},
+  options: WorkersOptions,
 ): Promise<number> {
   const signal = shutdownSignal();
   const entry = process.argv[1];
   if (!entry) throw new Error("cannot tell which program to fork");
+  const ports = new Map<string, number>();
+  const admin = await startPrimaryAdmin(options.config, () => ports);
+  const onListening = (message: ListeningMessage) => {
+    for (const l of message.listeners) ports.set(l.name, l.port);
+    options.onListening?.({ ...message, adminPort: admin?.port });
+  };
   cluster.setupPrimary({ exec: entry, args: [...argv] });
-  const env = { ...extraEnv, [TICKET_SECRET_ENV]: randomBytes(32).toString("hex") };
+  const env = {
+    ...options.env,
+    [TICKET_SECRET_ENV]: randomBytes(32).toString("hex"),
+    ...(admin ? { [ADMIN_IN_PRIMARY_ENV]: "1" } : {}),
+  };
   let stopping = false;
   let announced = false;
   let exitCode = 0;
@@ -94,5 +114,6 @@ export async function runWorkers(
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
   });
   await allExited;
+  await admin?.close();
   return exitCode;
 }

@@ -24,6 +24,8 @@ export interface DecisionRecord {
   subject?: string;
   deviceId?: string;
   resumed?: boolean;
+  /** The --workers worker that decided (set when the primary collects the workers' decisions). */
+  worker?: number;
 }
 
 export class DecisionLog {
@@ -47,7 +49,16 @@ export class DecisionLog {
     return this.#size;
   }
 
+  readonly #listeners = new Set<(r: DecisionRecord) => void>();
+
+  /** Calls `listener` with every record from now on (a --workers worker forwards them to the primary). */
+  onRecord(listener: (r: DecisionRecord) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   record(r: DecisionRecord): void {
+    for (const listener of this.#listeners) listener(r);
     const capacity = this.#slots.length;
     if (capacity === 0) return;
     this.#slots[this.#next] = r;

@@ -24,6 +24,7 @@ import { DeviceRegistry } from "./device-registry.ts";
 import type { Logger } from "./log.ts";
 import { GatewayMetrics } from "./metrics.ts";
 import { handleRequest, type RequestHandlerDeps } from "./request-handler.ts";
+import { adminInPrimary, linkToPrimary } from "./worker-link.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
 
@@ -127,12 +128,13 @@ export class Gateway implements Observability {
   #draining = false;
   #reloading: Promise<boolean> = Promise.resolve(true);
   #watcher: ConfigWatcher | undefined;
+  #unlink: (() => void) | undefined;
 
   private constructor(config: CompiledConfig, logger: Logger) {
     this.logger = logger;
     this.decisions = new DecisionLog(config.admin?.decisionsKept ?? 1000);
     this.metrics = new GatewayMetrics();
-    // Under --workers each process answers the admin API for itself: say which one.
+    // Under --workers the primary aggregates every worker's metrics: each series says which worker.
     if (cluster.isWorker) this.metrics.registry.setDefaultLabels({ worker: String(cluster.worker?.id) });
   }
 
@@ -208,7 +210,9 @@ export class Gateway implements Observability {
       const address = await server.listen();
       logger.info({ listener: listener.name, address: address.address, port: address.port }, "listening");
     }
-    if (config.admin) {
+    if (adminInPrimary()) {
+      this.#unlink = linkToPrimary(this.decisions, this.metrics);
+    } else if (config.admin) {
       const { tls } = config.admin;
       this.#admin = new AdminServer({
         host: config.admin.host,
@@ -297,7 +301,6 @@ export class Gateway implements Observability {
       version,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
       configGeneration: this.config.generation,
-      worker: cluster.isWorker ? cluster.worker?.id : undefined,
       listeners: this.listeners.map((l) => ({
         name: l.name,
         address: l.host,
@@ -313,6 +316,7 @@ export class Gateway implements Observability {
     this.#watcher?.close();
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#admin?.close();
+    this.#unlink?.();
     if (this.#runtime) await retire(this.#runtime, 0);
     await this.#registry?.close();
   }

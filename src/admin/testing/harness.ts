@@ -42,7 +42,10 @@ export interface AdminHarness {
 export async function startAdmin(overrides: Partial<AdminOptions> = {}): Promise<AdminHarness> {
   const store = overrides.store ?? new MemoryDeviceStore();
   const decisions = overrides.decisions ?? new DecisionLog(1000);
-  const metrics = overrides.metrics ?? new GatewayMetrics({ defaultMetrics: false });
+  const metrics =
+    overrides.metrics instanceof GatewayMetrics
+      ? overrides.metrics
+      : new GatewayMetrics({ defaultMetrics: false });
   const server = new AdminServer({
     host: "127.0.0.1",
     port: 0,

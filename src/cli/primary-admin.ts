@@ -1,0 +1,67 @@
+// The admin API of a --workers gateway, hosted by the primary so that it speaks for every worker: devices
+// in the shared store, the workers' decisions (forwarded to it), their metrics (aggregated on request)
+// and one status.
+import cluster, { type Worker } from "node:cluster";
+import { createRequire } from "node:module";
+import { AggregatorRegistry } from "prom-client";
+import { AdminServer } from "../admin/server.ts";
+import type { CompiledConfig } from "../config/compile.ts";
+import { DecisionLog } from "../gateway/decision-log.ts";
+import type { DecisionsMessage } from "../gateway/worker-link.ts";
+import { openDeviceStore } from "../registry/open-store.ts";
+
+const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+
+export interface PrimaryAdmin {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Starts the admin listener in the primary; `ports` gives the listeners' bound ports once known. */
+export async function startPrimaryAdmin(
+  config: CompiledConfig,
+  ports: () => ReadonlyMap<string, number>,
+): Promise<PrimaryAdmin | undefined> {
+  const admin = config.admin;
+  if (!admin) return undefined;
+  const store = openDeviceStore(config.store.url);
+  await store.migrate();
+  const decisions = new DecisionLog(admin.decisionsKept);
+  const onMessage = (_worker: Worker, message: DecisionsMessage) => {
+    if (message?.type === "portcullis:decisions") for (const r of message.records) decisions.record(r);
+  };
+  cluster.on("message", onMessage);
+  const aggregator = new AggregatorRegistry();
+  const startedAt = Date.now();
+  const server = new AdminServer({
+    host: admin.host,
+    port: admin.port,
+    token: admin.token,
+    tls: admin.tls ? { cert: admin.tls.cert, key: admin.tls.key, ca: admin.tls.ca } : undefined,
+    store,
+    decisions,
+    metrics: { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+    status: () => ({
+      status: "ok",
+      version,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      configGeneration: config.generation,
+      workers: Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length,
+      listeners: config.listeners.map((l) => ({
+        name: l.name,
+        address: l.host,
+        port: ports().get(l.name) ?? l.port,
+        clientAuth: l.clientAuth,
+      })),
+    }),
+  });
+  const { port } = await server.listen(admin.host, admin.port);
+  return {
+    port,
+    async close() {
+      cluster.off("message", onMessage);
+      await server.close();
+      await store.close();
+    },
+  };
+}
