@@ -1,6 +1,7 @@
 // Schemas of everything the admin API accepts (zod, as the config): device documents, patches and query
 // strings. Objects are strict, so a misspelt field is an error with its path rather than silently ignored.
 import { z } from "zod";
+import { normalizeFingerprint } from "../identity/certificate.ts";
 import { BINDING_KINDS, type Binding, DEVICE_STATUSES } from "../registry/types.ts";
 import { type FieldError, formatFieldPath, HttpError } from "./errors.ts";
 
@@ -30,7 +31,7 @@ const groupName = z
 
 /** Fingerprints are stored lower-case hex without separators; `AB:CD:…` as openssl prints them is accepted. */
 function normaliseBinding(kind: Binding["kind"], value: string): string {
-  return kind === "fingerprint" ? value.replaceAll(":", "").toLowerCase() : value;
+  return kind === "fingerprint" ? (normalizeFingerprint(value) ?? value) : value;
 }
 
 const BINDING_RULES: Record<Binding["kind"], { test: (v: string) => boolean; expected: string }> = {

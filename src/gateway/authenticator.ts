@@ -4,7 +4,7 @@
 // data a chain needs (OCSP answers, CRLs from distribution points) is fetched first; any change of
 // revocation data bumps the epoch, so no verdict reached under older data is served again.
 import { recheckValidity } from "../identity/decide.ts";
-import { DecisionCache } from "../identity/decision-cache.ts";
+import { DecisionCache, decisionCacheKey } from "../identity/decision-cache.ts";
 import { type Evaluation, evaluateDetailed } from "../identity/evaluate.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, TrustStore } from "../identity/types.ts";
 import type { RevocationService } from "../revocation/revocation-service.ts";
@@ -67,7 +67,7 @@ export class Authenticator {
 
   #cached(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
     if (identity.leaf === undefined) return this.#evaluate(identity, policy, now).decision;
-    const key = `${identity.chainFingerprint}|${policy.id}`;
+    const key = decisionCacheKey(identity, policy);
     let decision = this.#cache.get(key, now);
     if (decision === undefined) {
       decision = this.#evaluate(identity, policy, now).decision;

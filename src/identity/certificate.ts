@@ -251,6 +251,16 @@ export function toPem(cert: Certificate): string {
   return `-----BEGIN CERTIFICATE-----\n${b64}-----END CERTIFICATE-----\n`;
 }
 
+/**
+ * A SHA-256 certificate fingerprint as written by people and tools (`AB:CD:…` as openssl prints it, any
+ * case) in the form `Certificate.fingerprint` uses: lower-case hex without separators. Undefined when it
+ * is not 64 hex digits.
+ */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replaceAll(":", "").toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
+}
+
 /** SHA-256 over the concatenated DER of a chain: the cache key of a presented chain. */
 export function chainFingerprint(chain: readonly Certificate[]): string {
   const hash = createHash("sha256");

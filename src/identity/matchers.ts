@@ -2,7 +2,7 @@
 // fingerprints normalised, every mistake reported with its field) into a CertificateMatcher that says which
 // criterion a certificate fails. All present criteria must hold; within one list, any entry may match.
 import type { CertificateMatchConfig, MatcherConfig } from "../config/schema.ts";
-import type { Certificate } from "./certificate.ts";
+import { type Certificate, normalizeFingerprint } from "./certificate.ts";
 import type { ReasonCode } from "./reasons.ts";
 import type { CertificateMatcher } from "./types.ts";
 import { compileValueMatcher, type ValueMatcher } from "./value-matchers.ts";
@@ -114,16 +114,14 @@ function subjectAttribute(key: string, fail: Fail): { display: string; oid: stri
   );
 }
 
-const FINGERPRINT = /^[0-9a-f]{64}$/;
 const SPKI_PIN = /^[A-Za-z0-9+/]{43}=$/;
 
 function fingerprintSet(values: readonly string[], field: string, fail: Fail): ReadonlySet<string> {
   if (values.length === 0) fail([field], "expected at least one fingerprint");
   return new Set(
     values.map((v, i) => {
-      const hex = v.replaceAll(":", "").toLowerCase();
-      if (!FINGERPRINT.test(hex)) fail([field, i], `expected a SHA-256 fingerprint in hex, got "${v}"`);
-      return hex;
+      const hex = normalizeFingerprint(v);
+      return hex ?? fail([field, i], `expected a SHA-256 fingerprint in hex, got "${v}"`);
     }),
   );
 }

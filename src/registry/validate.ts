@@ -1,4 +1,5 @@
 // Input checks and normalisation shared by both stores, so SQLite and PostgreSQL accept exactly the same devices.
+import { normalizeFingerprint } from "../identity/certificate.ts";
 import {
   BINDING_KINDS,
   type Binding,
@@ -82,8 +83,8 @@ export function normalizeBinding(binding: unknown): Binding {
   if (value.length > MAX_VALUE) return bad(`${kind} binding longer than ${MAX_VALUE} characters`);
   if (CONTROL.test(value)) return bad(`${kind} binding contains control characters`);
   if (kind === "fingerprint") {
-    const hex = value.replaceAll(":", "").toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(hex)) return bad("fingerprint binding must be a SHA-256 in hex (64 digits)");
+    const hex = normalizeFingerprint(value);
+    if (hex === undefined) return bad("fingerprint binding must be a SHA-256 in hex (64 digits)");
     return { kind, value: hex };
   }
   return { kind: kind as BindingKind, value };
