@@ -18,8 +18,22 @@ import type { RegistryGate, RegistryOutcome } from "./authorize.ts";
 import type { Logger } from "./log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
-/** The bindings a certificate can be registered under, strongest first. */
-export function bindingsOf(leaf: Certificate): Binding[] {
+const bindingsByLeaf = new WeakMap<Certificate, readonly Binding[]>();
+
+/**
+ * The bindings a certificate can be registered under, strongest first. Computed once per certificate
+ * (parsed certificates are shared), since every request on a registry route asks for them.
+ */
+export function bindingsOf(leaf: Certificate): readonly Binding[] {
+  let known = bindingsByLeaf.get(leaf);
+  if (!known) {
+    known = Object.freeze(computeBindings(leaf));
+    bindingsByLeaf.set(leaf, known);
+  }
+  return known;
+}
+
+function computeBindings(leaf: Certificate): Binding[] {
   const out: Binding[] = [
     { kind: "fingerprint", value: leaf.fingerprint },
     { kind: "spki", value: leaf.spkiSha256 },

@@ -9,9 +9,14 @@ export type AnyResponse = ServerResponse | Http2ServerResponse;
 
 export const LATENCY_HEADER = "x-portcullis-latency";
 
+/** A duration as a latency header's value: whole milliseconds, never negative. */
+export function msHeader(ms: number): string {
+  return String(Math.max(0, Math.round(ms)));
+}
+
 /** Milliseconds since `startedAt` (a performance.now() value), as the latency header's value. */
 export function elapsedMs(startedAt: number): string {
-  return String(Math.max(0, Math.round(performance.now() - startedAt)));
+  return msHeader(performance.now() - startedAt);
 }
 
 export function sendJson(

@@ -61,15 +61,6 @@ export function readTlv(buf: Uint8Array, pos: number, limit: number = buf.length
   return { tag, headerStart: pos, start, end };
 }
 
-/** The element at `pos` with the expected tag. */
-export function expectTlv(buf: Uint8Array, pos: number, limit: number, tag: number, what: string): Tlv {
-  const tlv = readTlv(buf, pos, limit);
-  if (tlv.tag !== tag) {
-    throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${tlv.tag.toString(16)}`);
-  }
-  return tlv;
-}
-
 /** The elements inside a constructed element, in order. */
 export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];

@@ -3,7 +3,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import type { Readable } from "node:stream";
 import { Pool } from "undici";
-import { type AnyResponse, LATENCY_HEADER, sendJson, UPSTREAM_MESSAGES } from "../gateway/respond.ts";
+import {
+  type AnyResponse,
+  LATENCY_HEADER,
+  msHeader,
+  sendJson,
+  UPSTREAM_MESSAGES,
+} from "../gateway/respond.ts";
 import { buildUpstreamHeaders, hopByHopNames, type OutgoingHeaders } from "./request-headers.ts";
 
 /** Milliseconds until the upstream's response headers arrived. */
@@ -222,8 +228,8 @@ export class Upstream {
     try {
       const ownMs = dispatchedAt - startedAt + (performance.now() - headersAt);
       const out = responseHeaders(upstream.headers);
-      out[LATENCY_HEADER] = String(Math.max(0, Math.round(ownMs)));
-      out[UPSTREAM_LATENCY_HEADER] = String(Math.max(0, Math.round(headersAt - dispatchedAt)));
+      out[LATENCY_HEADER] = msHeader(ownMs);
+      out[UPSTREAM_LATENCY_HEADER] = msHeader(headersAt - dispatchedAt);
       // Both response classes take (status, headers); the union of their overloads does not type-check as one call.
       (res as ServerResponse).writeHead(upstream.statusCode, out);
       await relay(body, res);

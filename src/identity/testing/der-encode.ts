@@ -16,7 +16,6 @@ export const seq = (...parts: Uint8Array[]): Buffer => tlv(0x30, ...parts);
 export const set = (...parts: Uint8Array[]): Buffer => tlv(0x31, ...parts);
 export const nul = (): Buffer => Buffer.from([0x05, 0x00]);
 export const octets = (bytes: Uint8Array): Buffer => tlv(0x04, bytes);
-export const bool = (value: boolean): Buffer => Buffer.from([0x01, 0x01, value ? 0xff : 0x00]);
 /** BIT STRING with no unused bits. */
 export const bits = (bytes: Uint8Array): Buffer => tlv(0x03, Buffer.from([0]), bytes);
 export const utf8 = (text: string): Buffer => tlv(0x0c, Buffer.from(text, "utf8"));
