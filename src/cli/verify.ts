@@ -178,7 +178,7 @@ function runWithCa(
     policy,
     [store],
     at,
-    view,
+    { revocation: view },
   );
   const decision = revokedCa(verdict, store, view, at);
   const out: Output = { json: values.json === true, lines: [`verifying at ${at.toISOString()}`] };
@@ -239,7 +239,7 @@ async function runWithConfig(
     policy,
     config.trustStores,
     at,
-    revocation,
+    { revocation, limits: config.chainLimits },
   );
   if (crlFiles.length > 0)
     out.lines.push(

@@ -1,5 +1,6 @@
 // The compiled config: frozen runtime objects, types only. `compile.ts` builds them from a validated config.
 import type { Certificate } from "../identity/certificate.ts";
+import type { ChainLimits } from "../identity/limits.ts";
 import type { AuthPolicy, TrustStore } from "../identity/types.ts";
 import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
 import type { UpstreamOptions } from "../proxy/upstream.ts";
@@ -39,6 +40,8 @@ export interface CompiledConfig {
   readonly files: readonly string[];
   readonly listeners: readonly CompiledListener[];
   readonly trustStores: readonly TrustStore[];
+  /** What a client may present and what one uncached decision may cost. */
+  readonly chainLimits: ChainLimits;
   readonly services: readonly UpstreamOptions[];
   readonly routes: RouteTable;
   readonly identityHeaders: IdentityHeaderOptions;

@@ -1,6 +1,13 @@
 // The config file's schema: the single source of truth for its shape. Types are inferred from it; every
 // object is strict (an unknown key is an error), and each field says what absent means.
 import { z } from "zod";
+import {
+  DEFAULT_CURVES,
+  DEFAULT_MAX_RSA_BITS,
+  DEFAULT_RSA_EXPONENTS,
+  KNOWN_CURVES,
+} from "../identity/algorithm-policy.ts";
+import { DEFAULT_CHAIN_LIMITS } from "../identity/limits.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -127,8 +134,32 @@ const trustStore = z.strictObject({
   purpose: z.enum(["client", "server", "any"]).default("client"),
   /** Accept a notBefore up to this far in the future (devices with a wrong clock); at most 1h; logged. */
   notBeforeGrace: duration.refine((ms) => ms <= 3_600_000, "notBeforeGrace is at most 1h").default(0),
+  /**
+   * strict: every RFC 5280 profile rule. lenient: for legacy device PKIs, key identifiers may be absent,
+   * serial numbers may be of any format and an extendedKeyUsage may be empty; nothing else is relaxed.
+   */
+  profile: z.enum(["strict", "lenient"]).default("strict"),
   /** Smallest RSA key accepted anywhere in a path, in bits. */
   minRsaBits: z.number().int().min(1024).max(16384).default(2048),
+  /** Largest RSA key accepted anywhere in a path, in bits (the cost of a verification grows with it). */
+  maxRsaBits: z.number().int().min(1024).max(16384).default(DEFAULT_MAX_RSA_BITS),
+  /** RSA public exponents accepted (odd, 3 to 2^32-1): a huge exponent makes a key costly to use. */
+  rsaPublicExponents: z
+    .array(
+      z
+        .number()
+        .int()
+        .min(3)
+        .max(0xffffffff)
+        .refine((e) => e % 2 === 1, "an RSA public exponent is odd"),
+    )
+    .min(1)
+    .default([...DEFAULT_RSA_EXPONENTS]),
+  /** EC curves accepted (Ed25519 keys are always accepted). */
+  curves: z
+    .array(z.enum(KNOWN_CURVES))
+    .min(1)
+    .default([...DEFAULT_CURVES] as (typeof KNOWN_CURVES)[number][]),
   revocation: revocation.default(revocation.parse({})),
   /** Just-in-time registration of unknown devices with a valid chain: off, or the status they get. */
   autoRegister: z.enum(["off", "pending", "active"]).default("off"),
@@ -252,9 +283,29 @@ const store = z.strictObject({
   lastSeenInterval: duration.default(10_000),
 });
 
+/** What a client may present and what one uncached decision may cost; beyond it, `chain_too_complex`. */
+const chainLimits = z.strictObject({
+  /** Certificates a client may present, the leaf included. */
+  maxCertificates: z.number().int().min(1).max(64).default(DEFAULT_CHAIN_LIMITS.maxCertificates),
+  /** Total DER size of what a client presents, in bytes. */
+  maxBytes: z.number().int().min(1024).max(1_048_576).default(DEFAULT_CHAIN_LIMITS.maxBytes),
+  /** subjectAltName entries (and nameConstraints subtrees) of any one presented certificate. */
+  maxNamesPerCertificate: z
+    .number()
+    .int()
+    .min(1)
+    .max(4096)
+    .default(DEFAULT_CHAIN_LIMITS.maxNamesPerCertificate),
+  /** Signature verifications one decision may perform. */
+  maxSignatureChecks: z.number().int().min(1).max(1024).default(DEFAULT_CHAIN_LIMITS.maxSignatureChecks),
+  /** Name-constraint comparisons (names × subtrees) one decision may perform. */
+  maxNameChecks: z.number().int().min(1).max(1_000_000).default(DEFAULT_CHAIN_LIMITS.maxNameChecks),
+});
+
 export const configSchema = z.strictObject({
   listeners: z.array(listener).min(1),
   trustStores: z.array(trustStore).default([]),
+  chainLimits: chainLimits.default(chainLimits.parse({})),
   services: z.array(service).min(1),
   routes: z.array(route).min(1),
   identityHeaders: identityHeaders.default(identityHeaders.parse({})),
@@ -279,3 +330,4 @@ export type CertificateMatchConfig = z.output<typeof certificateMatch>;
 export type MatcherConfig = z.output<typeof matcher>;
 export type RevocationConfig = z.output<typeof revocation>;
 export type StoreConfig = z.output<typeof store>;
+export type ChainLimitsConfig = z.output<typeof chainLimits>;

@@ -26,7 +26,13 @@ export function admitConnection(
   listener: CompiledListener,
   deps: AdmissionDeps,
 ): ConnectionState | undefined {
-  const identity = readConnectionIdentity(socket, listener.name, deps.chains, deps.sessionNames);
+  const identity = readConnectionIdentity(
+    socket,
+    listener.name,
+    deps.chains,
+    deps.sessionNames,
+    deps.authenticator.limits,
+  );
   const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
   if (listener.clientAuth === "off") return state;
   // Judged with the revocation data loaded now: a status that needs fetching (OCSP, distribution points)

@@ -6,6 +6,7 @@
 import { recheckValidity } from "../identity/decide.ts";
 import { DecisionCache, decisionCacheKey } from "../identity/decision-cache.ts";
 import { type Evaluation, evaluateDetailed } from "../identity/evaluate.ts";
+import { type ChainLimits, DEFAULT_CHAIN_LIMITS } from "../identity/limits.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, TrustStore } from "../identity/types.ts";
 import type { RevocationService } from "../revocation/revocation-service.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
@@ -14,6 +15,8 @@ import type { GatewayMetrics } from "./metrics.ts";
 
 export interface AuthenticatorDeps {
   readonly revocation: RevocationService | undefined;
+  /** What a client may present and what one decision may cost; the defaults when omitted. */
+  readonly limits?: ChainLimits;
   readonly logger: Logger;
   readonly metrics: GatewayMetrics;
 }
@@ -33,6 +36,10 @@ export class Authenticator {
         this.#epoch++;
         this.#cache.clear();
       }) ?? (() => {});
+  }
+
+  get limits(): ChainLimits {
+    return this.#deps.limits ?? DEFAULT_CHAIN_LIMITS;
   }
 
   /** Bumped whenever revocation data changes: connection verdicts of an older epoch are recomputed. */
@@ -77,7 +84,10 @@ export class Authenticator {
   }
 
   #evaluate(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Evaluation {
-    const result = evaluateDetailed(identity, policy, this.#stores, now, this.#deps.revocation?.view());
+    const result = evaluateDetailed(identity, policy, this.#stores, now, {
+      revocation: this.#deps.revocation?.view(),
+      limits: this.limits,
+    });
     const { decision } = result;
     if (decision.allow && decision.graceUsedMs !== undefined && decision.graceUsedMs > 0) {
       this.#deps.logger.warn(

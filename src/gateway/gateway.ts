@@ -64,6 +64,7 @@ async function buildRuntime(config: CompiledConfig, o: Observability): Promise<R
   const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
   const authenticator = new Authenticator(config.trustStores, {
     revocation,
+    limits: config.chainLimits,
     logger: o.logger,
     metrics: o.metrics,
   });

@@ -3,9 +3,13 @@
 //               MD2/MD4/MD5 and SHA-1 (collisions are practical), SHA-224, DSA and anything unknown are
 //               refused. The signature on a trust anchor itself is never checked (it is trusted by
 //               configuration, not by its signature), so an old SHA-1 self-signed root still works.
-//   keys        RSA of at least the trust store's minRsaBits (default 2048); EC on P-256, P-384 or P-521;
-//               Ed25519. Other curves (secp256k1, brainpool, explicit parameters), Ed448, DSA and unknown
-//               key types are refused: a verifier should accept only what it has reviewed.
+//   keys        the trust store's key policy: RSA with a modulus of minRsaBits..maxRsaBits (default
+//               2048..8192) and a public exponent from rsaPublicExponents (default 65537 only: a huge
+//               exponent makes every verification with that key cost as much as a private-key operation);
+//               EC on one of the store's curves (default P-256, P-384, P-521); Ed25519. Ed448, DSA and
+//               unknown key types are refused: a verifier should accept only what it has reviewed.
+// The key policy of an issuer is checked before its key verifies anything, so that a key built to be
+// expensive is refused for the price of reading it.
 import { describeKey } from "./algorithms.ts";
 import type { Certificate } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
@@ -23,7 +27,19 @@ const STRONG_SIGNATURE_FAMILIES: ReadonlySet<string> = new Set([
   "rsassa-pss",
   "Ed25519",
 ]);
-const CURVES: ReadonlySet<string> = new Set(["P-256", "P-384", "P-521"]);
+/** Curves a trust store may allow (`curves`); the default allows the first three. */
+export const KNOWN_CURVES = [
+  "P-256",
+  "P-384",
+  "P-521",
+  "secp256k1",
+  "brainpoolP256r1",
+  "brainpoolP384r1",
+  "brainpoolP512r1",
+] as const;
+export const DEFAULT_CURVES: readonly string[] = ["P-256", "P-384", "P-521"];
+export const DEFAULT_RSA_EXPONENTS: readonly number[] = [65537];
+export const DEFAULT_MAX_RSA_BITS = 8192;
 
 const BROKEN_HASHES: Readonly<Record<string, string>> = {
   md2: "MD2",
@@ -47,24 +63,33 @@ export function checkSignatureAlgorithm(cert: Certificate): PathFailure | undefi
   };
 }
 
-/** `cert`'s own public key against the policy and the store's minimum RSA size. */
+/** `cert`'s own public key against the trust store's key policy. */
 export function checkPublicKey(cert: Certificate, store: TrustStore): PathFailure | undefined {
   const key = cert.publicKey;
   const fail = (why: string): PathFailure => ({
     reason: "weak_algorithm",
-    detail: `certificate ${certificateLabel(cert)} has a ${describeKey(key)} key: ${why}`,
+    detail: `certificate ${certificateLabel(cert)} has a ${describeKey(key)} key: ${why} (trust store "${store.name}")`,
   });
   switch (key.type) {
-    case "rsa":
-      return (key.bits ?? 0) >= store.minRsaBits
-        ? undefined
-        : fail(
-            `RSA keys of fewer than ${store.minRsaBits} bits are not accepted (trust store "${store.name}")`,
-          );
+    case "rsa": {
+      const bits = key.bits ?? 0;
+      if (bits < store.minRsaBits)
+        return fail(`RSA keys of fewer than ${store.minRsaBits} bits are not accepted`);
+      if (bits > store.maxRsaBits)
+        return fail(`RSA keys of more than ${store.maxRsaBits} bits are not accepted`);
+      const e = key.exponent ?? 0n;
+      if (!store.rsaPublicExponents.some((allowed) => BigInt(allowed) === e)) {
+        const shown = e < 1n << 64n ? String(e) : `a ${e.toString(2).length}-bit number`;
+        return fail(
+          `its public exponent ${shown} is not one of ${store.rsaPublicExponents.join(", ")} (rsaPublicExponents)`,
+        );
+      }
+      return undefined;
+    }
     case "ec":
-      return key.curve !== undefined && CURVES.has(key.curve)
+      return key.curve !== undefined && store.curves.includes(key.curve)
         ? undefined
-        : fail("only the curves P-256, P-384 and P-521 are accepted");
+        : fail(`only the curves ${store.curves.join(", ")} are accepted`);
     case "ed25519":
       return undefined;
     default:

@@ -15,6 +15,8 @@ export interface PublicKeyInfo {
   readonly type: string;
   /** RSA modulus size. */
   readonly bits?: number;
+  /** RSA public exponent: judged by the key policy before the key is ever used. */
+  readonly exponent?: bigint;
   /** EC named curve: "P-256", "P-384", "P-521", "secp256k1"... or its OID. */
   readonly curve?: string;
 }
@@ -59,6 +61,8 @@ const CURVES: Readonly<Record<string, string>> = {
   "1.2.840.10045.3.1.1": "P-192",
   "1.3.132.0.33": "P-224",
   "1.3.36.3.3.2.8.1.1.7": "brainpoolP256r1",
+  "1.3.36.3.3.2.8.1.1.11": "brainpoolP384r1",
+  "1.3.36.3.3.2.8.1.1.13": "brainpoolP512r1",
 };
 
 const KEY_TYPES: Readonly<Record<string, string>> = {
@@ -104,6 +108,11 @@ function bitLength(bytes: Uint8Array): number {
   return (bytes.length - i - 1) * 8 + (32 - Math.clz32(bytes[i] ?? 0));
 }
 
+/** An INTEGER's contents read as unsigned (a negative exponent is caught by the key policy as "not allowed"). */
+function unsignedBigInt(bytes: Uint8Array): bigint {
+  return bytes.length === 0 ? 0n : BigInt(`0x${Buffer.from(bytes).toString("hex")}`);
+}
+
 /** SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING } */
 export function publicKeyInfoOf(buf: Uint8Array, spki: Tlv): PublicKeyInfo {
   const [alg, key] = spki.tag === TAG.sequence ? children(buf, spki) : [];
@@ -118,9 +127,12 @@ export function publicKeyInfoOf(buf: Uint8Array, spki: Tlv): PublicKeyInfo {
     // BIT STRING (0 unused bits) wrapping RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
     const bits = contents(buf, key);
     const rsa = readTlv(bits, 1);
-    const [modulus] = rsa.tag === TAG.sequence ? children(bits, rsa) : [];
-    if (!modulus || modulus.tag !== TAG.integer) throw new DerError("bad RSAPublicKey");
-    return { type, bits: bitLength(contents(bits, modulus)) };
+    const [modulus, exponent, extra] = rsa.tag === TAG.sequence ? children(bits, rsa) : [];
+    if (modulus?.tag !== TAG.integer || exponent?.tag !== TAG.integer || extra) {
+      throw new DerError("bad RSAPublicKey");
+    }
+    const e = contents(bits, exponent);
+    return { type, bits: bitLength(contents(bits, modulus)), exponent: unsignedBigInt(e) };
   }
   return { type };
 }

@@ -143,7 +143,7 @@ test("version, algorithms and keys are read", () => {
   assert.equal(r.v1Int.cert.version, 1);
   assert.equal(c.good.cert.signatureAlgorithm.name, "ecdsa-with-SHA256");
   assert.deepEqual(c.good.cert.publicKey, { type: "ec", curve: "P-256" });
-  assert.deepEqual(r.rsa1024Leaf.cert.publicKey, { type: "rsa", bits: 1024 });
+  assert.deepEqual(r.rsa1024Leaf.cert.publicKey, { type: "rsa", bits: 1024, exponent: 65537n });
   assert.deepEqual(r.rsaSha1Leaf.cert.signatureAlgorithm, {
     oid: "1.2.840.113549.1.1.5",
     name: "sha1WithRSAEncryption",

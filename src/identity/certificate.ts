@@ -22,8 +22,16 @@ import {
   readTlv,
   TAG,
 } from "./der.ts";
+import { labelOf } from "./describe.ts";
 import { firstValue, formatName, OID_COMMON_NAME, parseName, type Rdn } from "./dn.ts";
-import { decodeBasicConstraints, decodeExtKeyUsage, decodeKeyUsage, OID } from "./extensions.ts";
+import {
+  decodeAuthorityKeyId,
+  decodeBasicConstraints,
+  decodeExtKeyUsage,
+  decodeKeyUsage,
+  decodeSubjectKeyId,
+  OID,
+} from "./extensions.ts";
 import { decodeGeneralNames, type GeneralName } from "./general-names.ts";
 import { Lru } from "./lru.ts";
 import { decodeNameConstraints, type NameConstraints } from "./name-constraints.ts";
@@ -42,6 +50,8 @@ export interface Certificate {
   /** SHA-256 of the SubjectPublicKeyInfo as encoded in the certificate, base64 (Envoy/HPKP-style pin). */
   readonly spkiSha256: string;
   readonly serialNumber: string;
+  /** The serialNumber INTEGER's content octets as encoded (two's complement), for the profile's format rules. */
+  readonly serialNumberBytes: Uint8Array;
   /** X.509 version: 1, 2 or 3. */
   readonly version: number;
   /** The algorithm the issuer signed this certificate with. */
@@ -73,6 +83,10 @@ export interface Certificate {
   readonly sanUris: readonly string[];
   readonly sanEmails: readonly string[];
   readonly sanIps: readonly string[];
+  /** subjectKeyIdentifier, lower-case hex; undefined when absent. */
+  readonly subjectKeyId: string | undefined;
+  /** keyIdentifier of the authorityKeyIdentifier, lower-case hex; undefined when absent. */
+  readonly authorityKeyId: string | undefined;
   /** Parsed nameConstraints of a CA; undefined when absent. */
   readonly nameConstraints: NameConstraints | undefined;
   /** OIDs of critical extensions, for the "unknown critical extension" rule. */
@@ -139,6 +153,7 @@ function parseFields(der: Buffer, node: NodeX509): Certificate {
   const [serial, tbsSig, issuer, validity, subject, spki] = fields.slice(i, i + 6);
   if (!serial || !tbsSig || !issuer || !validity || !subject || !spki)
     throw new DerError("truncated TBSCertificate");
+  if (serial.tag !== TAG.integer || serial.end === serial.start) throw new DerError("bad serialNumber");
   // RFC 5280 §4.1.1.2: the signed and the unsigned algorithm identifiers must be the same.
   if (!Buffer.from(encoding(der, tbsSig)).equals(encoding(der, sigAlg))) {
     throw new DerError("signatureAlgorithm differs from the TBSCertificate signature field");
@@ -165,6 +180,8 @@ function parseFields(der: Buffer, node: NodeX509): Certificate {
   const ekuDer = ext.get(OID.extKeyUsage);
   const sanDer = ext.get(OID.subjectAltName);
   const ncDer = ext.get(OID.nameConstraints);
+  const skiDer = ext.get(OID.subjectKeyIdentifier);
+  const akiDer = ext.get(OID.authorityKeyIdentifier);
   const subjectAltNames = sanDer ? decodeGeneralNames(sanDer) : [];
   const sanOf = (kind: GeneralName["kind"]) =>
     subjectAltNames.filter((n) => n.kind === kind).map((n) => n.value);
@@ -174,6 +191,7 @@ function parseFields(der: Buffer, node: NodeX509): Certificate {
     fingerprint: sha256(der, "hex"),
     spkiSha256: sha256(encoding(der, spki), "base64"),
     serialNumber: node.serialNumber.toLowerCase(),
+    serialNumberBytes: contents(der, serial),
     version,
     signatureAlgorithm: signatureAlgorithmOf(der, sigAlg),
     publicKey: publicKeyInfoOf(der, spki),
@@ -195,6 +213,8 @@ function parseFields(der: Buffer, node: NodeX509): Certificate {
     sanUris: sanOf("uri"),
     sanEmails: sanOf("email"),
     sanIps: sanOf("ip"),
+    subjectKeyId: skiDer ? decodeSubjectKeyId(skiDer) : undefined,
+    authorityKeyId: akiDer ? decodeAuthorityKeyId(akiDer) : undefined,
     nameConstraints: ncDer ? decodeNameConstraints(ncDer) : undefined,
     criticalExtensions: extensions.critical,
     extensionOids: [...ext.keys()],
@@ -213,9 +233,15 @@ export function parseCertificate(der: Uint8Array): Certificate {
   try {
     return parseFields(bytes, node);
   } catch (err) {
-    if (err instanceof DerError) throw new CertificateParseError(`malformed certificate: ${err.message}`);
-    throw new CertificateParseError(`malformed certificate: ${String(err)}`);
+    const why = err instanceof DerError ? err.message : String(err);
+    throw new CertificateParseError(`malformed certificate ${nodeLabel(node)}: ${why}`);
   }
+}
+
+/** How a certificate that OpenSSL read but this parser refused is named: its subject, or its fingerprint. */
+function nodeLabel(node: NodeX509): string {
+  const subject = node.subject.split("\n").filter(Boolean).reverse().join(", ");
+  return labelOf(subject, node.fingerprint256.replaceAll(":", "").toLowerCase());
 }
 
 const parsed = new Lru<Certificate>(10_000);

@@ -87,7 +87,9 @@ test("recheckValidity: the same object inside the window, the matching deny outs
   assert.equal(recheckValidity(decision, c.NOW), decision);
   assert.equal(recheckValidity(decision, decision.notAfter), decision);
 
-  const after = denied(recheckValidity(decision, new Date(decision.notAfter.getTime() + 1)));
+  // Certificate times have one-second resolution and validity is inclusive: the whole last second is in.
+  assert.equal(recheckValidity(decision, new Date(decision.notAfter.getTime() + 999)), decision);
+  const after = denied(recheckValidity(decision, new Date(decision.notAfter.getTime() + 1000)));
   assert.equal(after.reason, "certificate_expired");
   assert.match(after.detail, /expired at/);
 

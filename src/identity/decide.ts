@@ -1,7 +1,9 @@
 // The verdict on a connection's certificate for one route's auth policy, and its cheap per-request re-check.
 import type { Certificate } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
+import { type ChainLimits, DEFAULT_CHAIN_LIMITS, presentedOverLimits, WorkBudget } from "./limits.ts";
 import { type PathResult, verifyChain } from "./path-validation.ts";
+import { wholeSecond } from "./time.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, DeviceIdentity, TrustStore } from "./types.ts";
 
 type Deny = Extract<Decision, { allow: false }>;
@@ -40,14 +42,17 @@ const deny = (reason: Deny["reason"], detail: string): Deny => ({ allow: false, 
 /**
  * Allows when the presented chain validates against one of the policy's trust stores (in order) at
  * `now`. Otherwise denies with the most specific reason; a chain that only a store of another route
- * accepts is `ca_not_allowed_for_route` (403: the device is genuine, just not welcome here).
+ * accepts is `ca_not_allowed_for_route` (403: the device is genuine, just not welcome here). The work is
+ * bounded by `limits`: a chain over them, or a search that spends the budget, is `chain_too_complex`.
  */
 export function decide(
   identity: ConnectionIdentity,
   policy: AuthPolicy,
   knownStores: readonly TrustStore[],
   now: Date,
+  limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
 ): Decision {
+  if (identity.overLimits !== undefined) return deny("chain_too_complex", identity.overLimits);
   // A certificate we could not parse is refused even if a leaf came out of it: the engine would
   // otherwise decide on a chain other than the one the client sent.
   if (identity.parseError !== undefined) {
@@ -55,12 +60,17 @@ export function decide(
   }
   const leaf = identity.leaf;
   if (leaf === undefined) return deny("no_certificate", "the client sent no certificate");
+  const over = presentedOverLimits(leaf, identity.presented, limits);
+  if (over) return deny(over.reason, over.detail);
 
+  const budget = new WorkBudget(limits);
   let failure: Failure | undefined;
   let failedStore: TrustStore | undefined;
   for (const store of policy.trustStores) {
-    const result = verifyChain(leaf, identity.presented, store, now);
+    const result = verifyChain(leaf, identity.presented, store, now, budget);
     if (result.ok) return allow(leaf, result, store);
+    if (budget.spent)
+      return deny("chain_too_complex", `${budget.spent.detail} (trust store "${store.name}")`);
     // Anything beats untrusted_issuer; otherwise the first store, the policy's preferred one, speaks.
     if (
       failure === undefined ||
@@ -75,12 +85,14 @@ export function decide(
   // rather than call its perfectly good issuer untrusted.
   for (const store of knownStores) {
     if (policy.trustStores.some((s) => s === store || s.name === store.name)) continue;
-    if (verifyChain(leaf, identity.presented, store, now).ok) {
+    if (verifyChain(leaf, identity.presented, store, now, budget).ok) {
       return deny(
         "ca_not_allowed_for_route",
         `certificate ${certificateLabel(leaf)} is issued under trust store "${store.name}", which policy "${policy.id}" does not accept`,
       );
     }
+    if (budget.spent)
+      return deny("chain_too_complex", `${budget.spent.detail} (trust store "${store.name}")`);
   }
 
   if (failure === undefined || failedStore === undefined) {
@@ -95,7 +107,7 @@ export function decide(
  */
 export function recheckValidity(decision: Decision, now: Date): Decision {
   if (!decision.allow) return decision;
-  const t = now.getTime();
+  const t = wholeSecond(now.getTime());
   if (t >= decision.notBefore.getTime() && t <= decision.notAfter.getTime()) return decision;
   const { leaf, path, trustStore } = decision.identity;
   const where = ` (trust store "${trustStore}")`;

@@ -1,6 +1,7 @@
 // A small LRU with TTL for Decisions, keyed by chain fingerprint + policy id (never by subject DN: two
 // certificates with one DN are two identities). A hit costs well under a microsecond (see lru.ts).
 import { Lru } from "./lru.ts";
+import { wholeSecond } from "./time.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision } from "./types.ts";
 
 export interface DecisionCacheOptions {
@@ -42,12 +43,14 @@ export class DecisionCache {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;
     const t = ms(now);
-    // An allow is also dropped once outside its validity window, so that a caller that forgets
-    // recheckValidity still never serves an expired certificate from here.
+    // An allow is also dropped once outside its validity window (compared by whole second, as
+    // certificate times are), so that a caller that forgets recheckValidity still never serves an
+    // expired certificate from here.
+    const second = wholeSecond(t);
     if (
       t > entry.expires ||
       (entry.decision.allow &&
-        (t > entry.decision.notAfter.getTime() || t < entry.decision.notBefore.getTime()))
+        (second > entry.decision.notAfter.getTime() || second < entry.decision.notBefore.getTime()))
     ) {
       this.#entries.delete(key);
       return undefined;

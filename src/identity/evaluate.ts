@@ -2,6 +2,7 @@
 // trust store's revocation rule on the validated path, then the policy's certificate matchers. The gateway
 // and `portcullis verify --config` both use this, so they cannot disagree.
 import { decide } from "./decide.ts";
+import type { ChainLimits } from "./limits.ts";
 import { checkRevocation } from "./revocation/check.ts";
 import type { RevocationView } from "./revocation/types.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, TrustStore } from "./types.ts";
@@ -14,15 +15,22 @@ export interface Evaluation {
 
 const NONE: Evaluation["softFailures"] = Object.freeze([]);
 
+export interface EvaluateOptions {
+  /** Revocation data; a store that asks for revocation checks is unknown (soft/strict) without it. */
+  readonly revocation?: RevocationView;
+  /** Chain limits and work budget; the defaults when omitted. */
+  readonly limits?: ChainLimits;
+}
+
 /** The verdict alone. */
 export function evaluate(
   identity: ConnectionIdentity,
   policy: AuthPolicy,
   knownStores: readonly TrustStore[],
   now: Date,
-  revocation?: RevocationView,
+  options: EvaluateOptions = {},
 ): Decision {
-  return evaluateDetailed(identity, policy, knownStores, now, revocation).decision;
+  return evaluateDetailed(identity, policy, knownStores, now, options).decision;
 }
 
 /** The verdict, and what soft-mode revocation let through. */
@@ -31,9 +39,9 @@ export function evaluateDetailed(
   policy: AuthPolicy,
   knownStores: readonly TrustStore[],
   now: Date,
-  revocation?: RevocationView,
+  { revocation, limits }: EvaluateOptions = {},
 ): Evaluation {
-  const decision = decide(identity, policy, knownStores, now);
+  const decision = decide(identity, policy, knownStores, now, limits);
   if (!decision.allow) return { decision, softFailures: NONE };
   let softFailures = NONE;
   const store = policy.trustStores.find((s) => s.name === decision.identity.trustStore);

@@ -17,10 +17,17 @@ runRows([
     expect: "ok",
   },
   {
-    name: "NC DNS: the permitted domain itself, any case, trailing dot",
+    name: "NC DNS: the permitted domain itself, any case",
     leaf: r.dnsApex.cert,
     untrusted: [r.ncDns.cert],
     expect: "ok",
+  },
+  {
+    name: "NC DNS: an absolute name (trailing dot) is not a valid dNSName: refused, not passed",
+    leaf: r.dnsAbsolute.cert,
+    untrusted: [r.ncDns.cert],
+    expect: NCV,
+    detail: "cannot be checked",
   },
   {
     name: "NC DNS: one SAN outside the permitted subtree",

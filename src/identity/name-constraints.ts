@@ -6,19 +6,23 @@
 //         fully-qualified host name (LDH labels with at least one dot; "device-001" is not one), as
 //         OpenSSL does: a DNS-constrained CA cannot then certify "www.evil.com" through the CN.
 //   email subjectAltName rfc822Names, and emailAddress attributes of the subject DN.
-//   URI   the host of subjectAltName URIs; a URI without a "//host" (e.g. urn:device:…) or with an IP
-//         literal host can satisfy no permitted URI subtree and is caught by no excluded one (OpenSSL, Go).
+//   URI   the host of subjectAltName URIs.
 //   IP    subjectAltName iPAddresses (v4 and v6) against address/mask subtrees of the same family.
 //   DN    the subject DN (when not empty) and subjectAltName directoryNames: a constraint is an RDN prefix.
 // A name of a type for which the CA has permitted subtrees must fall within one of them; a name within an
-// excluded subtree is refused. Types the engine cannot interpret (otherName, x400, ediParty, registeredID)
-// fail closed: such a name under a CA constraining that type is refused.
+// excluded subtree is refused. A name that cannot be judged under a constraint of its type is refused too
+// (fail closed, as Go does): a dNSName that is not a valid host name, an e-mail address without a valid
+// domain, a URI without a host (e.g. urn:device:…) or with an IP-literal host. Types the engine cannot
+// interpret (otherName, x400, ediParty, registeredID) fail closed the same way. Every comparison is
+// counted against the decision's budget (chainLimits.maxNameChecks).
 import type { Certificate } from "./certificate.ts";
 import { children, ctx, DerError, decodeSmallInt, readTlv, TAG } from "./der.ts";
 import { certificateLabel } from "./describe.ts";
 import { OID_COMMON_NAME, OID_EMAIL_ADDRESS, type Rdn, sameRdn, valuesOf } from "./dn.ts";
 import { decodeGeneralName, type GeneralName } from "./general-names.ts";
+import type { WorkBudget } from "./limits.ts";
 import type { PathFailure } from "./path-building.ts";
+import { isPreferredDnsName } from "./profile.ts";
 
 export interface NameConstraints {
   readonly permitted: readonly GeneralName[];
@@ -162,26 +166,74 @@ const KIND_LABEL: Readonly<Record<GeneralName["kind"], string>> = {
 };
 const show = (name: GeneralName): string => `${KIND_LABEL[name.kind]}:"${name.value}"`;
 
+/** Whether `name` has the syntax its type needs to be compared with subtrees of that type. */
+function judgeable(name: GeneralName): boolean {
+  switch (name.kind) {
+    case "dns":
+      return isPreferredDnsName(name.value);
+    case "email": {
+      const at = name.value.lastIndexOf("@");
+      return at > 0 && isPreferredDnsName(name.value.slice(at + 1));
+    }
+    case "uri":
+      return uriHost(name.value) !== undefined;
+    default:
+      return true;
+  }
+}
+
+interface Subtrees {
+  readonly permitted: readonly GeneralName[];
+  readonly excluded: readonly GeneralName[];
+}
+const NO_SUBTREES: Subtrees = { permitted: [], excluded: [] };
+const byKindCache = new WeakMap<NameConstraints, ReadonlyMap<GeneralName["kind"], Subtrees>>();
+
+/** A CA's subtrees grouped by name type, computed once per CA. */
+function subtreesByKind(nc: NameConstraints): ReadonlyMap<GeneralName["kind"], Subtrees> {
+  let map = byKindCache.get(nc);
+  if (map) return map;
+  const groups = new Map<GeneralName["kind"], { permitted: GeneralName[]; excluded: GeneralName[] }>();
+  const group = (kind: GeneralName["kind"]) => {
+    let g = groups.get(kind);
+    if (!g) {
+      g = { permitted: [], excluded: [] };
+      groups.set(kind, g);
+    }
+    return g;
+  };
+  for (const s of nc.permitted) group(s.kind).permitted.push(s);
+  for (const s of nc.excluded) group(s.kind).excluded.push(s);
+  map = groups;
+  byKindCache.set(nc, map);
+  return map;
+}
+
 /** `ca`'s nameConstraints against the certificates below it on the path (`below[0]` is the leaf). */
 export function checkNameConstraints(
   ca: Certificate,
   below: readonly Certificate[],
+  budget: WorkBudget,
 ): PathFailure | undefined {
   const nc = ca.nameConstraints;
   if (!nc) return undefined;
+  const kinds = subtreesByKind(nc);
   for (let i = 0; i < below.length; i++) {
     const cert = below[i];
     if (!cert || (i > 0 && cert.selfIssued)) continue;
     for (const name of constrainedNames(cert, i === 0)) {
-      const permittedOfKind = nc.permitted.filter((s) => s.kind === name.kind);
+      const { permitted, excluded } = kinds.get(name.kind) ?? NO_SUBTREES;
+      if (permitted.length === 0 && excluded.length === 0) continue;
       const fail = (why: string): PathFailure => ({
         reason: "name_constraints_violation",
         detail: `name ${show(name)} of certificate ${certificateLabel(cert)} ${why} of CA ${certificateLabel(ca)}`,
       });
-      if (permittedOfKind.length > 0 && !permittedOfKind.some((s) => within(name, s, false))) {
+      if (!judgeable(name)) return fail("cannot be checked against the nameConstraints");
+      budget.names(permitted.length + excluded.length);
+      if (permitted.length > 0 && !permitted.some((s) => within(name, s, false))) {
         return fail("is outside the permitted nameConstraints");
       }
-      const hit = nc.excluded.find((s) => within(name, s, true));
+      const hit = excluded.find((s) => within(name, s, true));
       if (hit) return fail(`is within the excluded subtree ${show(hit)} of the nameConstraints`);
     }
   }

@@ -4,9 +4,12 @@
 import { checkPublicKey, checkSignatureAlgorithm } from "./algorithm-policy.ts";
 import { type Certificate, EKU } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
+import { BudgetSpent, WorkBudget } from "./limits.ts";
 import { checkNameConstraints } from "./name-constraints.ts";
 import { type PathFailure, searchPath } from "./path-building.ts";
+import { checkProfile } from "./profile.ts";
 import type { ReasonCode } from "./reasons.ts";
+import { wholeSecond } from "./time.ts";
 import type { Purpose, TrustStore } from "./types.ts";
 
 export type { PathFailure } from "./path-building.ts";
@@ -22,21 +25,6 @@ export type PathResult =
     }
   | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
 
-/** Extensions this engine understands, so that marking them critical does not reject the certificate. */
-const KNOWN_CRITICAL: ReadonlySet<string> = new Set([
-  "2.5.29.19", // basicConstraints
-  "2.5.29.15", // keyUsage
-  "2.5.29.37", // extKeyUsage
-  "2.5.29.17", // subjectAltName
-  "2.5.29.30", // nameConstraints (name-constraints.ts)
-  // certificatePolicies: without requireExplicitPolicy the path is valid whatever the policies (RFC 5280
-  // §6.1 with any-policy as the initial set). policyConstraints and inhibitAnyPolicy could demand explicit
-  // policies, which this engine does not process: marked critical, they are refused (fail closed).
-  "2.5.29.32", // certificatePolicies
-  "2.5.29.35", // authorityKeyIdentifier
-  "2.5.29.14", // subjectKeyIdentifier
-]);
-
 const REQUIRED_EKU: Record<Purpose, string | undefined> = {
   client: EKU.clientAuth,
   server: EKU.serverAuth,
@@ -47,14 +35,16 @@ const REQUIRED_EKU: Record<Purpose, string | undefined> = {
  * Signature results by child certificate, then issuer fingerprint. A signature check is the one costly
  * step (~60-80 µs for ECDSA); the same links are re-examined when decide() tries several stores, and
  * the result of verifying fixed bytes with a fixed key never changes. Weak keys: entries die with the
- * certificate objects (per connection, or in parseCertificateCached's LRU).
+ * certificate objects (per connection, or in parseCertificateCached's LRU). Only a check not known yet
+ * spends the decision's budget.
  */
 const signatures = new WeakMap<Certificate, Map<string, boolean>>();
 
-function signedBy(child: Certificate, issuer: Certificate): boolean {
+function signedBy(child: Certificate, issuer: Certificate, budget: WorkBudget): boolean {
   let byIssuer = signatures.get(child);
   const cached = byIssuer?.get(issuer.fingerprint);
   if (cached !== undefined) return cached;
+  budget.signature();
   let ok: boolean;
   try {
     ok = child.node.verify(issuer.node.publicKey);
@@ -69,9 +59,14 @@ function signedBy(child: Certificate, issuer: Certificate): boolean {
   return ok;
 }
 
-/** `graceMs`: a notBefore up to this far ahead of `now` still passes (the leaf's clock-skew grace). */
+/**
+ * `graceMs`: a notBefore up to this far ahead of `now` still passes (the leaf's clock-skew grace).
+ * Certificate times have one-second resolution and validity is inclusive (RFC 5280 §4.1.2.5), so `now` is
+ * compared by its whole second: 12:00:00.005 is within a notAfter of 12:00:00.
+ */
 function checkValidity(cert: Certificate, now: number, graceMs = 0): PathFailure | undefined {
-  if (now < cert.notBefore.getTime() - graceMs) {
+  const second = wholeSecond(now);
+  if (second < cert.notBefore.getTime() - graceMs) {
     const grace =
       graceMs > 0 ? `, more than the trust store's notBeforeGrace of ${graceMs / 1000}s ahead` : "";
     return {
@@ -79,30 +74,11 @@ function checkValidity(cert: Certificate, now: number, graceMs = 0): PathFailure
       detail: `certificate ${certificateLabel(cert)} is not valid before ${cert.notBefore.toISOString()}${grace}`,
     };
   }
-  if (now > cert.notAfter.getTime()) {
+  if (second > cert.notAfter.getTime()) {
     return {
       reason: "certificate_expired",
       detail: `certificate ${certificateLabel(cert)} expired at ${cert.notAfter.toISOString()}`,
     };
-  }
-  return undefined;
-}
-
-/** Structure rules: extensions only in v3 certificates; no critical extension the engine ignores. */
-function checkExtensions(cert: Certificate): PathFailure | undefined {
-  if (cert.version < 3 && cert.extensionOids.length > 0) {
-    return {
-      reason: "bad_certificate",
-      detail: `certificate ${certificateLabel(cert)} is X.509 v${cert.version} but carries extensions (v3 only)`,
-    };
-  }
-  for (const oid of cert.criticalExtensions) {
-    if (!KNOWN_CRITICAL.has(oid)) {
-      return {
-        reason: "bad_certificate",
-        detail: `certificate ${certificateLabel(cert)} has an unsupported critical extension ${oid}`,
-      };
-    }
   }
   return undefined;
 }
@@ -122,6 +98,7 @@ interface LinkContext {
   readonly leaf: Certificate;
   readonly store: TrustStore;
   readonly now: number;
+  readonly budget: WorkBudget;
 }
 
 /** Rules for `issuer` as the issuer of `child`; `below` are the issuers between it and the leaf. */
@@ -130,21 +107,23 @@ function checkLink(
   issuer: Certificate,
   below: readonly Certificate[],
   anchor: boolean,
-  { leaf, store, now }: LinkContext,
+  { leaf, store, now, budget }: LinkContext,
 ): PathFailure | undefined {
   // The algorithm first: a forged SHA-1 or MD5 signature could "verify" and must not be trusted to.
   const algorithm = checkSignatureAlgorithm(child);
   if (algorithm) return algorithm;
+  // The key policy before the key is used: a key built to be expensive (a huge RSA exponent or modulus)
+  // is refused for the price of reading it.
+  const key = checkPublicKey(issuer, store);
+  if (key) return key;
   // Then the signature: a name-matching certificate whose key did not sign `child` is not its issuer
   // at all, and reporting its other defects would blame the wrong certificate.
-  if (!signedBy(child, issuer)) {
+  if (!signedBy(child, issuer, budget)) {
     return {
       reason: "bad_signature",
       detail: `certificate ${certificateLabel(child)} is not signed by the key of ${certificateLabel(issuer)}`,
     };
   }
-  const extensions = checkExtensions(issuer);
-  if (extensions) return extensions;
   const issuerOf = `issuer ${certificateLabel(issuer)} of ${certificateLabel(child)}`;
   if (issuer.version < 3) {
     return {
@@ -157,6 +136,13 @@ function checkLink(
   if (issuer.keyUsage && !issuer.keyUsage.has("keyCertSign")) {
     return { reason: "untrusted_issuer", detail: `${issuerOf} lacks keyUsage keyCertSign` };
   }
+  // Only a self-signed certificate may leave out its authorityKeyIdentifier: for a self-issued CA that
+  // does, whether it signed itself decides (a key-rollover certificate is self-issued, not self-signed).
+  const selfSigned = anchor
+    ? issuer.selfIssued
+    : issuer.selfIssued && issuer.authorityKeyId === undefined && signedBy(issuer, issuer, budget);
+  const profile = checkProfile(issuer, anchor ? "anchor" : "intermediate", store.profile, selfSigned);
+  if (profile) return profile;
   const validity = checkValidity(issuer, now);
   if (validity) return validity;
   if (issuer.pathLength !== undefined) {
@@ -170,8 +156,6 @@ function checkLink(
       };
     }
   }
-  const key = checkPublicKey(issuer, store);
-  if (key) return key;
   // An intermediate's EKU, when present, bounds what it may certify (as OpenSSL, Go and the CA/B
   // Forum read it). Anchors are trusted by configuration and exempt.
   if (!anchor && !ekuAllows(issuer.extKeyUsage, store.purpose)) {
@@ -180,13 +164,13 @@ function checkLink(
       detail: `intermediate CA ${certificateLabel(issuer)} has an extendedKeyUsage without ${store.purpose} authentication`,
     };
   }
-  return checkNameConstraints(issuer, [leaf, ...below]);
+  return checkNameConstraints(issuer, [leaf, ...below], budget);
 }
 
 /** Rules for the end-entity certificate: well-formed, strong key, usable now, for this purpose. */
 function checkLeaf(leaf: Certificate, store: TrustStore, now: number): PathFailure | undefined {
-  const extensions = checkExtensions(leaf);
-  if (extensions) return extensions;
+  const profile = checkProfile(leaf, "leaf", store.profile);
+  if (profile) return profile;
   const key = checkPublicKey(leaf, store);
   if (key) return key;
   const validity = checkValidity(leaf, now, store.notBeforeGraceMs);
@@ -212,33 +196,55 @@ function checkLeaf(leaf: Certificate, store: TrustStore, now: number): PathFailu
   return undefined;
 }
 
+/** A spent budget as a denial. */
+export const tooComplex = (spent: BudgetSpent): PathResult => ({
+  ok: false,
+  reason: "chain_too_complex",
+  detail: spent.detail,
+});
+
 /**
  * Finds and validates a certification path from `leaf` to an anchor of `store` at time `now`, using
- * `untrusted` (what the client sent) and the store's intermediates as candidate issuers.
+ * `untrusted` (what the client sent) and the store's intermediates as candidate issuers, within `budget`
+ * (shared by every store one decision tries; a fresh default budget when omitted).
  */
 export function verifyChain(
   leaf: Certificate,
   untrusted: readonly Certificate[],
   store: TrustStore,
   now: Date,
+  budget: WorkBudget = new WorkBudget(),
 ): PathResult {
+  if (budget.spent) return tooComplex(budget.spent);
   const t = now.getTime();
-  const context: LinkContext = { leaf, store, now: t };
+  const context: LinkContext = { leaf, store, now: t, budget };
   // Leaf rules do not depend on the path: evaluated once, and only for a path that reached an anchor,
   // so that an untrusted chain reads "untrusted_issuer" rather than some defect of a stranger's leaf.
   let leafFailure: PathFailure | null | undefined;
-  const result = searchPath(leaf, untrusted, store, {
-    link: (child, issuer, below, anchor) => checkLink(child, issuer, below, anchor, context),
-    complete: () => {
-      if (leafFailure === undefined) leafFailure = checkLeaf(leaf, store, t) ?? null;
-      return leafFailure ?? undefined;
-    },
-  });
+  let result: ReturnType<typeof searchPath>;
+  try {
+    result = searchPath(
+      leaf,
+      untrusted,
+      store,
+      {
+        link: (child, issuer, below, anchor) => checkLink(child, issuer, below, anchor, context),
+        complete: () => {
+          if (leafFailure === undefined) leafFailure = checkLeaf(leaf, store, t) ?? null;
+          return leafFailure ?? undefined;
+        },
+      },
+      budget,
+    );
+  } catch (err) {
+    if (err instanceof BudgetSpent) return tooComplex(err);
+    throw err;
+  }
   if (!result.ok) return { ok: false, reason: result.failure.reason, detail: result.failure.detail };
   const anchor = result.path[result.path.length - 1];
   // searchPath only succeeds on reaching an anchor, so the path is never empty.
   if (!anchor) return { ok: false, reason: "untrusted_issuer", detail: "empty certification path" };
-  const ahead = leaf.notBefore.getTime() - t;
+  const ahead = leaf.notBefore.getTime() - wholeSecond(t);
   return ahead > 0
     ? { ok: true, path: result.path, anchor, graceUsedMs: ahead }
     : { ok: true, path: result.path, anchor };

@@ -14,6 +14,7 @@ export const REASONS = {
   chain_too_long: { status: 401, message: "TLS certificate failed verification" },
   name_constraints_violation: { status: 401, message: "TLS certificate failed verification" },
   weak_algorithm: { status: 401, message: "TLS certificate failed verification" },
+  chain_too_complex: { status: 401, message: "TLS certificate failed verification" },
   ca_not_allowed_for_route: { status: 403, message: "You cannot consume this service" },
   subject_not_allowed: { status: 403, message: "You cannot consume this service" },
   unknown_device: { status: 401, message: "TLS certificate failed verification" },

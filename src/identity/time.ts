@@ -35,3 +35,9 @@ export function decodeTime(buf: Uint8Array, tlv: Tlv): Date {
   if (year < 100) date.setUTCFullYear(year);
   return date;
 }
+
+/**
+ * `ms` (epoch milliseconds) cut to its whole second: certificate times have one-second resolution and
+ * validity is inclusive, so any instant within notAfter's second is still valid (RFC 5280 §4.1.2.5).
+ */
+export const wholeSecond = (ms: number): number => Math.floor(ms / 1000) * 1000;

@@ -1,6 +1,7 @@
 // The values the identity engine works on: trust stores, what a connection presented, a route's auth
 // policy, and the Decision. Pure data: no sockets, no HTTP, no storage.
 import type { Certificate } from "./certificate.ts";
+import type { Profile } from "./profile.ts";
 import type { ReasonCode } from "./reasons.ts";
 import type { RevocationSettings } from "./revocation/types.ts";
 
@@ -21,8 +22,15 @@ export interface TrustStore {
   readonly pem: string;
   /** A notBefore this far in the future is still accepted (devices with a wrong clock). */
   readonly notBeforeGraceMs: number;
-  /** Smallest RSA key accepted in a path, in bits. */
+  /** RFC 5280 certificate profile: strict, or lenient on presence/format rules for legacy PKIs. */
+  readonly profile: Profile;
+  /** Key policy, checked before a key verifies anything: RSA modulus range in bits… */
   readonly minRsaBits: number;
+  readonly maxRsaBits: number;
+  /** …the RSA public exponents accepted… */
+  readonly rsaPublicExponents: readonly number[];
+  /** …and the EC curves accepted (Ed25519 is always accepted). */
+  readonly curves: readonly string[];
   readonly revocation: RevocationSettings;
   /** Just-in-time registration of unknown devices with a valid chain. */
   readonly autoRegister: "off" | "pending" | "active";
@@ -38,6 +46,8 @@ export interface ConnectionIdentity {
   readonly chainFingerprint: string;
   /** Set when the client sent a certificate that could not be parsed. */
   readonly parseError?: string;
+  /** Set when what the client sent was over the chain limits before it was parsed (then leaf is undefined). */
+  readonly overLimits?: string;
   /** Normalised SNI, undefined when the client sent none. */
   readonly sni: string | undefined;
   readonly listener: string;

@@ -8,6 +8,7 @@ import {
   chainFingerprint,
   parseCertificateCached,
 } from "../identity/certificate.ts";
+import { type ChainLimits, countOverLimits } from "../identity/limits.ts";
 import { Lru } from "../identity/lru.ts";
 import type { ConnectionIdentity } from "../identity/types.ts";
 import { normalizeName } from "../routing/names.ts";
@@ -65,6 +66,7 @@ export function readConnectionIdentity(
   listener: string,
   chains: PresentedChains,
   sessionNames: SessionNames,
+  limits: ChainLimits,
 ): ConnectionIdentity {
   const sni = sessionNames.resolve(socket, normalizeName(socket.servername));
   const resumed = socket.isSessionReused();
@@ -73,14 +75,20 @@ export function readConnectionIdentity(
   // reads authorized=true. The presence of a peer certificate is what says one was sent.
   const leafX509 = socket.getPeerX509Certificate();
   if (!leafX509) return { ...base, leaf: undefined, presented: [], chainFingerprint: "" };
+  const chainDer = (socket as ChainCarrier)[kChain] ?? peerChainDer(socket);
+  // Counted before anything is parsed: a client sending hundreds of certificates pays, the gateway not.
+  const over = countOverLimits(
+    Math.max(chainDer.length, 1),
+    chainDer.reduce((n, der) => n + der.length, 0) || leafX509.raw.length,
+    limits,
+  );
+  if (over) return { ...base, leaf: undefined, presented: [], chainFingerprint: "", overLimits: over.detail };
   let leaf: Certificate;
   let presented: Certificate[];
   try {
     // Parsed once per distinct certificate (cached by DER hash): a fleet shares a few intermediates.
     leaf = parseCertificateCached(leafX509.raw);
-    presented = ((socket as ChainCarrier)[kChain] ?? peerChainDer(socket))
-      .slice(1)
-      .map((der) => parseCertificateCached(der));
+    presented = chainDer.slice(1).map((der) => parseCertificateCached(der));
   } catch (err) {
     const parseError = err instanceof CertificateParseError ? err.message : String(err);
     return { ...base, leaf: undefined, presented: [], chainFingerprint: "", parseError };

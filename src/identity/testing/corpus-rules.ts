@@ -28,7 +28,9 @@ export const ncDns = await constrained("NC DNS CA", {
   excluded: [{ dns: "blocked.example.com" }],
 });
 export const dnsInside = await device("dns-in", ncDns, { sanDns: ["gw.devices.example.com"] });
-export const dnsApex = await device("dns-apex", ncDns, { sanDns: ["EXAMPLE.com."] });
+export const dnsApex = await device("dns-apex", ncDns, { sanDns: ["EXAMPLE.com"] });
+/** An absolute name (trailing dot) is not in preferred name syntax: it cannot be judged, so it is refused. */
+export const dnsAbsolute = await device("dns-absolute", ncDns, { sanDns: ["example.com."] });
 export const dnsOutside = await device("dns-out", ncDns, { sanDns: ["gw.example.com", "evil.com"] });
 export const dnsLookalike = await device("dns-lookalike", ncDns, { sanDns: ["notexample.com"] });
 export const dnsExcluded = await device("dns-excluded", ncDns, { sanDns: ["a.blocked.example.com"] });

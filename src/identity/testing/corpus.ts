@@ -112,6 +112,7 @@ export const loopA = await mint({
   issuerName: "CN=Loop B",
   keys: loopKeysA,
   signingKey: loopKeysB.privateKey,
+  authorityKey: loopKeysB.publicKey,
   ca: true,
 });
 export const loopB = await mint({
@@ -120,6 +121,7 @@ export const loopB = await mint({
   issuerName: "CN=Loop A",
   keys: loopKeysB,
   signingKey: loopKeysA.privateKey,
+  authorityKey: loopKeysA.publicKey,
   ca: true,
 });
 export const underLoop = await device("device-loop", loopA);

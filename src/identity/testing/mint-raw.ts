@@ -1,10 +1,11 @@
 // Test helper: mints certificates byte by byte (DER from der-encode.ts, signed with node:crypto), for what
 // WebCrypto and @peculiar/x509 will not produce: v1 certificates, SHA-1/MD5 signatures, RSA 1024,
 // secp256k1 and Ed448 keys, extensions in a v1 certificate.
-import { generateKeyPairSync, KeyObject, sign } from "node:crypto";
+import { createHash, createPublicKey, generateKeyPairSync, KeyObject, sign } from "node:crypto";
 import { type Certificate, parseCertificate, toPem } from "../certificate.ts";
+import { children, readTlv } from "../der.ts";
 import { x509 } from "../x509.ts";
-import { bits, int, nul, oid, seq, tagged, time } from "./der-encode.ts";
+import { bits, int, nul, octets, oid, seq, tagged, time } from "./der-encode.ts";
 import type { Minted } from "./mint.ts";
 
 export type RawSignature =
@@ -73,6 +74,11 @@ export interface RawMintOptions {
   readonly serial?: number;
   /** A different algorithm identifier in the outer (unsigned) signatureAlgorithm field. */
   readonly outerSignature?: RawSignature;
+  /**
+   * v3 certificates get a subjectKeyIdentifier, and an authorityKeyIdentifier naming the signer's key
+   * unless self-signed, as CAs issue them; false leaves both out.
+   */
+  readonly keyIds?: boolean;
 }
 
 export interface RawMinted {
@@ -99,7 +105,14 @@ export function rawCertificateDer(options: RawMintOptions, keys: KeyPair): Buffe
   const alg = SIGNATURES[options.signature ?? defaultSignature(signer.privateKey)];
   const algorithm = alg.params ? seq(oid(alg.oid), nul()) : seq(oid(alg.oid));
   const version = options.version ?? 3;
-  const extensions = options.extensions ?? [];
+  const extensions: Uint8Array[] = (options.extensions ?? []).map((e) => new Uint8Array(e.rawData));
+  if (version === 3 && options.keyIds !== false) {
+    extensions.unshift(keyIdExtension("2.5.29.14", octets(keyIdOf(keys.publicKey))));
+    if (options.issuer) {
+      const signerKey = keyIdOf(createPublicKey(options.issuer.privateKey));
+      extensions.unshift(keyIdExtension("2.5.29.35", seq(tagged(0, false, signerKey))));
+    }
+  }
   const tbs = seq(
     ...(version > 1 ? [tagged(0, true, int(version - 1))] : []),
     int(options.serial ?? nextSerial++),
@@ -108,14 +121,24 @@ export function rawCertificateDer(options: RawMintOptions, keys: KeyPair): Buffe
     seq(time(options.notBefore), time(options.notAfter)),
     subjectDer,
     keys.publicKey.export({ type: "spki", format: "der" }),
-    ...(extensions.length > 0
-      ? [tagged(3, true, seq(...extensions.map((e) => Buffer.from(e.rawData))))]
-      : []),
+    ...(extensions.length > 0 ? [tagged(3, true, seq(...extensions))] : []),
   );
   const signature = sign(alg.hash, tbs, signer.privateKey);
   const outer = options.outerSignature ? SIGNATURES[options.outerSignature] : alg;
   return seq(tbs, outer.params ? seq(oid(outer.oid), nul()) : seq(oid(outer.oid)), bits(signature));
 }
+
+/** The key identifier CAs compute (RFC 5280 §4.2.1.2 method 1): SHA-1 of the subjectPublicKey bits. */
+export function keyIdOf(publicKey: KeyObject): Buffer {
+  const spki = publicKey.export({ type: "spki", format: "der" });
+  const [, key] = children(spki, readTlv(spki, 0));
+  if (!key) throw new Error("bad SPKI");
+  return createHash("sha1")
+    .update(spki.subarray(key.start + 1, key.end))
+    .digest();
+}
+
+const keyIdExtension = (id: string, value: Buffer): Buffer => seq(oid(id), octets(value));
 
 export function mintRaw(options: RawMintOptions): RawMinted {
   const keys = options.keys ?? rawKeys();

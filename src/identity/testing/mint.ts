@@ -54,6 +54,17 @@ export interface MintOptions {
   readonly sanIps?: readonly string[];
   /** Extra extensions, e.g. an unknown critical one. */
   readonly extensions?: readonly x509.Extension[];
+  /** subjectKeyIdentifier (SHA-1 of the key, as CAs compute it); default true. */
+  readonly ski?: boolean;
+  /**
+   * authorityKeyIdentifier: by default the issuer's key identifier, or `authorityKey`'s, and none for a
+   * self-signed certificate; false omits it.
+   */
+  readonly aki?: boolean;
+  /** The public key the authorityKeyIdentifier names when there is no `issuer` (e.g. an `issuerName` override). */
+  readonly authorityKey?: CryptoKey;
+  /** Serial number as hex (two's complement); default a random positive one. */
+  readonly serialNumber?: string;
 }
 
 export function newKeys(): Promise<CryptoKeyPair> {
@@ -80,6 +91,11 @@ export async function mint(options: MintOptions): Promise<Minted> {
     ...(options.sanIps ?? []).map((value) => ({ type: "ip" as const, value })),
   ];
   if (names.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(names, false));
+  if (options.ski !== false) extensions.push(await x509.SubjectKeyIdentifierExtension.create(keys.publicKey));
+  const authorityKey = options.issuer?.keys.publicKey ?? options.authorityKey;
+  if (authorityKey && options.aki !== false) {
+    extensions.push(await x509.AuthorityKeyIdentifierExtension.create(authorityKey));
+  }
   extensions.push(...(options.extensions ?? []));
 
   const issuerName = options.issuerName ?? options.issuer?.x509.subjectName ?? options.subject;
@@ -91,6 +107,7 @@ export async function mint(options: MintOptions): Promise<Minted> {
     notBefore: options.notBefore ?? new Date(now - DAY),
     notAfter: options.notAfter ?? new Date(now + 365 * DAY),
     publicKey: keys.publicKey,
+    ...(options.serialNumber === undefined ? {} : { serialNumber: options.serialNumber }),
     signingKey,
     signingAlgorithm: ECDSA,
     extensions,
