@@ -5,24 +5,7 @@ import { Transform } from "node:stream";
 import { parseArgs } from "node:util";
 import { AdminApiError, AdminClient, type DevicePageJson } from "../admin/client.ts";
 import type { DeviceJson } from "../admin/device-json.ts";
-import { UsageError } from "./usage.ts";
-
-export const DEVICES_USAGE = `Usage:
-  portcullis devices list [--status S] [--group G] [--binding KIND:VALUE] [--limit N] [--after ID] [--all]
-  portcullis devices show ID
-  portcullis devices add --id ID [--cert FILE] [--group G]... [--binding KIND:VALUE]... [--status S] [--metadata JSON]
-  portcullis devices import FILE.ndjson
-  portcullis devices suspend|activate|revoke ID...
-  portcullis devices rm ID...
-
-Every command takes:
-  --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)
-  --token TOKEN       bearer token (env PORTCULLIS_ADMIN_TOKEN), or --token-file FILE
-  --cacert FILE       CA to trust for an https admin API; --client-cert FILE --client-key FILE when it asks
-  --json              machine-readable output
-
-S: active | suspended | revoked | pending. KIND: fingerprint | spki | cn | uri | dns.
-`;
+import { DEVICES_USAGE, UsageError } from "./usage.ts";
 
 const COMMON = {
   url: { type: "string" },

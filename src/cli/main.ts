@@ -1,41 +1,67 @@
 // The `portcullis` command line: dispatches to a subcommand and turns user errors into exit code 2.
+// Only usage.ts and three dependency-free error modules load up front; each command's module (and with
+// it zod, yaml, pino, pg, @peculiar/x509…) is imported when that command runs, so that `version`, `help`
+// and `--help` start in a few tens of milliseconds (test/e2e/cli-start.test.ts keeps it that way).
 import { createRequire } from "node:module";
 import { ConfigError } from "../config/errors.ts";
 import { StoreUnavailableError } from "../registry/types.ts";
 import { RevocationConfigError } from "../revocation/errors.ts";
-import { runDemo } from "./demo.ts";
-import { runDevices } from "./devices.ts";
-import { runEcho } from "./echo.ts";
-import { runPki } from "./pki.ts";
-import { runStart } from "./start.ts";
-import { USAGE, UsageError } from "./usage.ts";
+import { COMMAND_NAMES, commandUsage, USAGE, UsageError, wantsHelp } from "./usage.ts";
 
-const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+type Run = (argv: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  demo: runDemo,
-  start: runStart,
-  echo: runEcho,
-  pki: runPki,
-  verify: async (argv) => (await import("./verify.ts")).runVerify(argv),
-  devices: runDevices,
+const COMMANDS: Record<string, () => Promise<Run>> = {
+  demo: async () => (await import("./demo.ts")).runDemo,
+  start: async () => (await import("./start.ts")).runStart,
+  echo: async () => (await import("./echo.ts")).runEcho,
+  pki: async () => (await import("./pki.ts")).runPki,
+  verify: async () => (await import("./verify.ts")).runVerify,
+  devices: async () => (await import("./devices.ts")).runDevices,
 };
+
+function printVersion(): number {
+  // Read here, not at load, so that only `version` pays for it.
+  const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
+  process.stdout.write(
+    `portcullis ${version} (node ${process.version}, openssl ${process.versions.openssl})\n`,
+  );
+  return 0;
+}
+
+/** `portcullis help [COMMAND]`. */
+function printHelp(topic: string | undefined): number {
+  if (topic === undefined) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const usage = commandUsage(wantsHelp([topic]) ? "help" : topic);
+  if (usage === undefined) {
+    throw new UsageError(`help: no command "${topic}" (commands: ${COMMAND_NAMES.join(", ")})`);
+  }
+  process.stdout.write(usage);
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+  if (command === undefined) {
     process.stdout.write(USAGE);
-    return command === undefined ? 2 : 0;
+    return 2;
   }
-  if (command === "version" || command === "--version" || command === "-v") {
-    process.stdout.write(
-      `portcullis ${version} (node ${process.version}, openssl ${process.versions.openssl})\n`,
-    );
+  if (command === "--help" || command === "-h") return printHelp(undefined);
+  if (command === "help") return printHelp(rest[0]);
+  if (command === "--version" || command === "-v") return printVersion();
+  const usage = commandUsage(command);
+  if (usage === undefined) throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
+  // `COMMAND --help` is answered here, from usage.ts, before the command's module is loaded.
+  if (wantsHelp(rest)) {
+    process.stdout.write(usage);
     return 0;
   }
-  const run = COMMANDS[command];
-  if (!run) throw new UsageError(`unknown command "${command}"\n\n${USAGE}`);
-  return run(rest);
+  if (command === "version") return printVersion();
+  const load = COMMANDS[command];
+  if (!load) throw new Error(`command "${command}" has a usage text but no module`);
+  return (await load())(rest);
 }
 
 /** Exit code and one line for errors a user can act on; anything else is a bug and keeps its stack. */

@@ -1,24 +1,10 @@
 // `portcullis pki …`: manages a small on-disk PKI (root + intermediate CA, device and server leaves, CRL).
 import { parseArgs } from "node:util";
 import { PkiError } from "../pki/errors.ts";
-import { CRL_REASONS, crlReasonCode } from "../pki/issue.ts";
+import { crlReasonCode } from "../pki/issue.ts";
 import { isKeyAlgorithm, KEY_ALGORITHMS, type KeyAlgorithm } from "../pki/keys.ts";
 import { initPki, issueToFiles, loadPki, revoke, writeCrl } from "../pki/store.ts";
-
-export const PKI_USAGE = `Usage:
-  portcullis pki init --dir DIR [--algorithm ALG] [--name "Root CA name"]
-  portcullis pki issue device --dir DIR --id ID [--days N] [--out PREFIX] [--algorithm ALG] [--force]
-  portcullis pki issue server --dir DIR --name HOST [--name HOST...] [--days N] [--out PREFIX] [--algorithm ALG] [--force]
-  portcullis pki revoke --dir DIR (--serial HEX | --cert FILE) [--reason REASON]
-  portcullis pki crl --dir DIR [--days N] [--out FILE]
-
-init creates root.crt/.key, intermediate.crt/.key, ca-chain.crt, revoked.json, crl.pem and root-crl.pem in DIR.
-issue writes PREFIX.crt (leaf + intermediate) and PREFIX.key; PREFIX defaults to DIR/<id or first name>.
-revoke lists the certificate in DIR/revoked.json and regenerates DIR/crl.pem.
-
-ALG:    ${KEY_ALGORITHMS.join(" | ")} (default ec-p256)
-REASON: ${CRL_REASONS.join(" | ")}
-`;
+import { PKI_USAGE } from "./usage.ts";
 
 export interface PkiIo {
   stdout: (text: string) => void;

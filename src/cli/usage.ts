@@ -1,4 +1,7 @@
-// CLI usage errors: one clear line on stderr and exit code 2, never a stack trace.
+// CLI usage texts (the overview and one per command) and UsageError. No imports on purpose: `portcullis
+// help`, `help CMD` and `CMD --help` print from here without loading any command's module.
+
+/** CLI usage errors: one clear line on stderr and exit code 2, never a stack trace. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
@@ -21,5 +24,138 @@ Commands:
   verify --config FILE --host HOST --path PATH LEAF.pem
                           verify a chain offline with the gateway's engine (exit 0 ok, 1 rejected)
   version                 the version, and the Node.js and OpenSSL it runs on
-  help                    this text
+  help [COMMAND]          this text, or one command's usage (also: portcullis COMMAND --help)
 `;
+
+const DEMO_USAGE = `Usage: portcullis demo [--mode application|handshake] [--port 8443] [--admin-port 8444]
+                       [--dir .portcullis-demo] [--upstream URL] [--store URL] [--workers N]
+
+Creates (or reuses) a demo PKI and config in --dir, starts a built-in echo upstream and the gateway,
+registers the device device-001, and prints curl commands to try. Ctrl-C stops it.
+
+  --mode MODE        application (default): a bad certificate gets an HTTP 401 with a reason;
+                     handshake: it fails the TLS handshake
+  --port N           the gateway's port (default 8443; 0 for any free port)
+  --admin-port N     the admin API's port (default 8444; its bearer token is in DIR/admin.token)
+  --dir DIR          where the PKI, config, token and SQLite registry live (default .portcullis-demo)
+  --upstream URL     route to this HTTP service instead of the built-in echo
+  --store URL        device registry: sqlite:PATH (relative to --dir; default sqlite:portcullis.db)
+                     or postgres://… (several demo gateways sharing one registry)
+  --workers N        N gateway processes sharing the ports (node:cluster, 1 to 64; default 1)
+`;
+
+const START_USAGE = `Usage: portcullis start --config FILE [--workers N]
+
+Loads, validates and compiles the YAML config (docs/configuration.md), then runs the gateway until
+SIGTERM or SIGINT; SIGHUP or a change of the file reloads it. Exit 2 on a bad config.
+
+  --config, -c FILE  the YAML config
+  --workers N        N gateway processes sharing the ports (node:cluster, 1 to 64; default 1)
+`;
+
+const ECHO_USAGE = `Usage: portcullis echo [--port N] [--host 127.0.0.1]
+
+Runs the demo's echo upstream on its own (it answers every request with the request as JSON), for
+portcullis start --config .portcullis-demo/portcullis.yaml. Ctrl-C stops it.
+
+  --port N           the port to listen on (default 0: any free port, printed at start)
+  --host ADDRESS     the address to listen on (default 127.0.0.1)
+`;
+
+// The ALG and REASON lists are spelled out rather than imported (CRL_REASONS comes from @peculiar/x509);
+// src/cli/usage.test.ts checks that they match KEY_ALGORITHMS and CRL_REASONS.
+export const PKI_USAGE = `Usage:
+  portcullis pki init --dir DIR [--algorithm ALG] [--name "Root CA name"]
+  portcullis pki issue device --dir DIR --id ID [--days N] [--out PREFIX] [--algorithm ALG] [--force]
+  portcullis pki issue server --dir DIR --name HOST [--name HOST...] [--days N] [--out PREFIX] [--algorithm ALG] [--force]
+  portcullis pki revoke --dir DIR (--serial HEX | --cert FILE) [--reason REASON]
+  portcullis pki crl --dir DIR [--days N] [--out FILE]
+
+init creates root.crt/.key, intermediate.crt/.key, ca-chain.crt, revoked.json, crl.pem and root-crl.pem in DIR.
+issue writes PREFIX.crt (leaf + intermediate) and PREFIX.key; PREFIX defaults to DIR/<id or first name>.
+revoke lists the certificate in DIR/revoked.json and regenerates DIR/crl.pem.
+
+ALG:    ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | rsa-4096 (default ec-p256)
+REASON: unspecified | keyCompromise | cACompromise | affiliationChanged | superseded | cessationOfOperation | certificateHold | removeFromCRL | privilegeWithdrawn | aACompromise
+`;
+
+export const DEVICES_USAGE = `Usage:
+  portcullis devices list [--status S] [--group G] [--binding KIND:VALUE] [--limit N] [--after ID] [--all]
+  portcullis devices show ID
+  portcullis devices add --id ID [--cert FILE] [--group G]... [--binding KIND:VALUE]... [--status S] [--metadata JSON]
+  portcullis devices import FILE.ndjson
+  portcullis devices suspend|activate|revoke ID...
+  portcullis devices rm ID...
+
+Every command takes:
+  --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)
+  --token TOKEN       bearer token (env PORTCULLIS_ADMIN_TOKEN), or --token-file FILE
+  --cacert FILE       CA to trust for an https admin API; --client-cert FILE --client-key FILE when it asks
+  --json              machine-readable output
+
+S: active | suspended | revoked | pending. KIND: fingerprint | spki | cn | uri | dns.
+`;
+
+// verify.ts keeps a one-line summary of its own for its error messages; this is the full text.
+const VERIFY_USAGE = `Usage:
+  portcullis verify --ca ROOTS.pem [--untrusted CHAIN.pem] [--crl FILE]... [--max-depth N] [--at TIME]
+                    [--purpose client|server|any] [--json] LEAF.pem
+  portcullis verify --config FILE --host HOST --path PATH [--untrusted CHAIN.pem] [--at TIME] [--json] LEAF.pem
+
+Verifies a certificate chain offline with the gateway's own engine. Exit 0 accepted, 1 rejected (with
+a reason code), 2 for a wrong command line or an unreadable input.
+
+  LEAF.pem             the device certificate (PEM or DER); PEM certificates after it count as sent by
+                       the device
+  --ca ROOTS.pem       trust anchors (and CA certificates) to verify against
+  --untrusted FILE     more intermediates, as if the device had sent them
+  --crl FILE           a CRL to check revocation against (repeatable)
+  --max-depth N        the longest path accepted, in certificates (at least 2)
+  --purpose P          the extendedKeyUsage required: client (default), server or any
+  --at TIME            verify at this time: ISO 8601 (UTC unless an offset is given) or Unix seconds
+  --config FILE --host HOST --path PATH
+                       verify as the config's route for a GET of HOST and PATH does (its trust stores,
+                       policy and CRL files; the registry, CRL URLs and OCSP are not consulted offline),
+                       explaining each step
+  --json               the verdict as JSON
+`;
+
+const VERSION_USAGE = `Usage: portcullis version   (also --version, -v)
+
+Prints the version, and the Node.js and OpenSSL it runs on, e.g.
+  portcullis 0.1.0 (node v24.21.0, openssl 3.5.8)
+`;
+
+const HELP_USAGE = `Usage: portcullis help [COMMAND]
+
+Without COMMAND, lists the commands; with one, prints its usage (as portcullis COMMAND --help does).
+Commands: demo, start, echo, pki, verify, devices, version, help.
+`;
+
+const COMMAND_USAGE: Readonly<Record<string, string>> = {
+  demo: DEMO_USAGE,
+  start: START_USAGE,
+  echo: ECHO_USAGE,
+  pki: PKI_USAGE,
+  verify: VERIFY_USAGE,
+  devices: DEVICES_USAGE,
+  version: VERSION_USAGE,
+  help: HELP_USAGE,
+};
+
+/** The command names that have a usage text, in the order of the overview. */
+export const COMMAND_NAMES: readonly string[] = Object.keys(COMMAND_USAGE);
+
+/** The usage text of one command, or undefined if there is no such command. */
+export function commandUsage(command: string): string | undefined {
+  return Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command] : undefined;
+}
+
+/** True if `--help` or `-h` comes before any `--` (after it, a file may be named `-h`). */
+export function wantsHelp(args: readonly string[]): boolean {
+  for (const arg of args) {
+    if (arg === "--") return false;
+    if (arg === "--help" || arg === "-h") return true;
+  }
+  return false;
+}
