@@ -108,7 +108,10 @@ export class CrlSnapshot {
     return crl !== undefined && (crl.nextUpdate === undefined || crl.nextUpdate.getTime() >= now.getTime());
   }
 
-  /** What the loaded CRLs say about `cert`: revoked even on a stale CRL (revocation is final), good only on a fresh one. */
+  /**
+   * What the loaded CRLs say about `cert`: revoked even on a stale or unusable CRL (revocation is final),
+   * good only on a fresh, usable one.
+   */
   status(cert: Certificate, issuer: Certificate, now: Date): RevocationStatus {
     const crl = this.current(cert, issuer, now);
     if (crl === undefined) {
@@ -123,6 +126,12 @@ export class CrlSnapshot {
         source: "crl",
         revokedAt: entry.revokedAt,
         ...(entry.reason ? { reason: entry.reason } : {}),
+      };
+    }
+    if (crl.unusable !== undefined) {
+      return {
+        status: "unknown",
+        detail: `the CRL of issuer ${certificateLabel(issuer)} (${crl.source}) cannot vouch for a certificate: ${crl.unusable}`,
       };
     }
     if (crl.nextUpdate !== undefined && crl.nextUpdate.getTime() < now.getTime()) {

@@ -230,3 +230,44 @@ test("issuingDistributionPoint: a CA-only CRL says nothing about leaves; indirec
   const indirect = await crlWithIdp(new pkijs.IssuingDistributionPoint({ indirectCRL: true }));
   assert.throws(() => parseCrls(indirect, "indirect"), /indirect CRLs are not supported/);
 });
+
+/** A CRL of `pki.int` listing `revoked`, with the given extensions instead of createCrl's. */
+async function crlWith(extensions: x509.Extension[]): Promise<Buffer> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: pki.int.x509.subjectName,
+    thisUpdate: new Date(now.getTime() - HOUR),
+    nextUpdate: new Date(now.getTime() + DAY),
+    signingKey: pki.int.keys.privateKey,
+    signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
+    extensions,
+    entries: [
+      { serialNumber: revoked.cert.serialNumber, revocationDate: new Date(now.getTime() - HOUR), reason: 1 },
+    ],
+  });
+  return Buffer.from(crl.rawData);
+}
+
+test("a CRL without cRLNumber, or with a critical one, cannot vouch for good; its revocations still count", async () => {
+  const crlNumber = (critical: boolean) =>
+    new x509.Extension("2.5.29.20", critical, Uint8Array.from([2, 1, 7]));
+  const cases = [
+    { name: "no cRLNumber", extensions: [], why: /has no cRLNumber/ },
+    { name: "critical cRLNumber", extensions: [crlNumber(true)], why: /cRLNumber is marked critical/ },
+  ];
+  for (const { name, extensions, why } of cases) {
+    const [crl] = parseCrls(await crlWith(extensions), name);
+    assert.ok(crl);
+    assert.match(crl.unusable ?? "", why, name);
+    const snap = CrlSnapshot.EMPTY.with(name, [crl]);
+    const status = snap.status(good.cert, pki.int.cert, now);
+    assert.equal(status.status, "unknown", name);
+    assert.match(status.status === "unknown" ? status.detail : "", why, name);
+    assert.equal(snap.status(revoked.cert, pki.int.cert, now).status, "revoked", name);
+  }
+  const [usable] = parseCrls(await crlWith([crlNumber(false)]), "non-critical");
+  assert.equal(usable?.unusable, undefined);
+  assert.equal(
+    CrlSnapshot.EMPTY.with("ok", usable ? [usable] : []).status(good.cert, pki.int.cert, now).status,
+    "good",
+  );
+});

@@ -31,6 +31,12 @@ export interface ParsedCrl {
   readonly thisUpdate: Date;
   readonly nextUpdate: Date | undefined;
   readonly crlNumber: bigint | undefined;
+  /**
+   * Why this CRL cannot vouch that a certificate is good (RFC 5280 §5.2.3: the cRLNumber extension is
+   * required and non-critical), undefined when it can. Its revoked entries still count: a signed
+   * statement that a certificate is revoked is never ignored.
+   */
+  readonly unusable: string | undefined;
   /** Canonical serial (canonicalSerial) → entry. */
   readonly revoked: ReadonlyMap<string, RevokedEntry>;
   /** Issuing Distribution Point scope: which certificates this CRL speaks about. */
@@ -84,6 +90,7 @@ function readExtensions(crl: pkijs.CertificateRevocationList, fail: (m: string) 
   const out = {
     authorityKeyId: undefined as string | undefined,
     crlNumber: undefined as bigint | undefined,
+    unusable: undefined as string | undefined,
     only: undefined as ParsedCrl["only"],
     distributionPoints: undefined as string[] | undefined,
   };
@@ -97,6 +104,7 @@ function readExtensions(crl: pkijs.CertificateRevocationList, fail: (m: string) 
         break;
       case OID.crlNumber:
         out.crlNumber = integerValue(value);
+        if (ext.critical) out.unusable = "its cRLNumber is marked critical (RFC 5280: it MUST NOT be)";
         break;
       case OID.deltaCrlIndicator:
         fail("delta CRLs are not supported (deltaCRLIndicator present)");
@@ -121,6 +129,7 @@ function readExtensions(crl: pkijs.CertificateRevocationList, fail: (m: string) 
         if (ext.critical && !HARMLESS.has(ext.extnID)) fail(`unknown critical extension ${ext.extnID}`);
     }
   }
+  if (out.crlNumber === undefined) out.unusable ??= "it has no cRLNumber (RFC 5280: required in every CRL)";
   return out;
 }
 
