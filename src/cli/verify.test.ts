@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import { type GatewayProcess, runCli, startDemo, tempDir } from "../../test/helpers/gateway-process.ts";
 import { tlsHttp } from "../../test/helpers/tls-http.ts";
 import * as c from "../identity/testing/corpus.ts";
+import * as p from "../identity/testing/corpus-profile.ts";
 import * as r from "../identity/testing/corpus-rules.ts";
 
 const tmp = tempDir("portcullis-verify-");
@@ -98,9 +99,48 @@ describe("portcullis verify --ca", () => {
     assert.equal((await verify(...base, "--purpose", "any", serverOnly)).code, 0);
   });
 
-  test("exit 2 with one line on stderr for usage and input errors", async () => {
+  test("exit 1 for every certificate problem, in the leaf, the chain or the CA file, naming it", async () => {
     const garbage = file("garbage.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
     const truncated = file("truncated.pem", c.good.pem.slice(0, 200));
+    const derGarbage = file("garbage.der", "\x30\x03\x02\x01\x00");
+    // OpenSSL reads it; the engine refuses its nameConstraints: the message names the certificate.
+    const badNc = file("bad-nc.pem", p.ncIpBadLength.pem);
+    const cases: [string[], string, RegExp][] = [
+      [["--ca", root, garbage], "bad_certificate", /garbage.pem: PEM block #1 does not parse/],
+      [["--ca", root, truncated], "bad_certificate", /not terminated/],
+      [["--ca", root, derGarbage], "bad_certificate", /garbage.der: malformed certificate/],
+      [["--ca", root, "--untrusted", garbage, good], "bad_certificate", /garbage.pem/],
+      [["--ca", garbage, good], "bad_certificate", /--ca .*garbage.pem/],
+      [["--ca", good, good], "untrusted_issuer", /"CN=device-001" is not a CA/],
+      [["--ca", badNc, good], "bad_certificate", /"CN=NC bad IP CA,O=Acme".*iPAddress of 5 bytes/],
+      [
+        ["--ca", file("no-ski.pem", p.rootNoSki.pem), good],
+        "bad_certificate",
+        /without a subjectKeyIdentifier/,
+      ],
+    ];
+    for (const [args, reason, detail] of cases) {
+      const result = await verify("--at", NOW, ...args);
+      assert.equal(result.code, 1, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr, "");
+      assert.match(result.stdout, new RegExp(`^rejected: ${reason}$`, "m"), args.join(" "));
+      assert.match(result.stdout, detail);
+      const json = JSON.parse((await verify("--json", "--at", NOW, ...args)).stdout);
+      assert.equal(json.accepted, false);
+      assert.equal(json.reason, reason);
+    }
+  });
+
+  test("a long subject is shortened in human output, and still names the certificate", async () => {
+    const a = await verify("--ca", root, "--at", NOW, file("long.pem", p.longSubject.pem));
+    assert.equal(a.code, 1);
+    const line = a.stdout.split("\n").find((l) => l.includes("CN=")) ?? "";
+    assert.ok(line.length < 300, line);
+    assert.match(line, /x… \(sha256:[0-9a-f]{16}…\)/);
+  });
+
+  test("exit 2 with one line on stderr for usage and input errors", async () => {
+    const key = file("key.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
     const cases: [string[], RegExp][] = [
       [[good], /--ca ROOTS.pem or --config FILE is required/],
       [["--ca", root], /exactly one LEAF.pem/],
@@ -108,9 +148,9 @@ describe("portcullis verify --ca", () => {
       [["--ca", root, "--at", "yesterday", good], /--at "yesterday"/],
       [["--ca", root, "--max-depth", "1", good], /--max-depth/],
       [["--ca", root, "--purpose", "email", good], /--purpose/],
-      [["--ca", root, garbage], /garbage.pem: PEM block #1 does not parse/],
-      [["--ca", root, truncated], /not terminated/],
-      [["--ca", good, good], /not a CA/],
+      [["--ca", root, file("text.txt", "hello")], /holds no PEM block and is not a DER certificate/],
+      [["--ca", root, key], /is a "PRIVATE KEY", not a CERTIFICATE/],
+      [["--ca", file("empty.pem", "nothing here"), good], /no certificate found/],
       [["--ca", root, "--crl", good, good], /CRL/],
       [["--ca", root, "--bogus", good], /bogus/],
       [["--ca", root, "--host", "x", good], /--host and --path go with --config/],

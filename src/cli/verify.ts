@@ -1,10 +1,13 @@
 // `portcullis verify`: verifies a certificate chain offline with the engine the gateway uses (evaluate()),
 // at a chosen time, against CA files (`--ca`) or a route of a config file (`--config`, explained step by
-// step). Exit 0 accepted, 1 rejected, 2 usage or input error (thrown as UsageError: one line on stderr).
+// step). Exit 0 accepted; 1 rejected, for every certificate problem (in the leaf, the chain or the CA
+// file: a block that does not parse is a `bad_certificate` verdict); 2 for a wrong command line, a file
+// that cannot be read, or one that holds no certificate at all (thrown as UsageError: one line on stderr).
+// The config loader and the CRL modules are imported only by the forms that use them, so that
+// `verify --ca` starts fast.
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfig } from "../config/load.ts";
 import {
   type Certificate,
   CertificateParseError,
@@ -21,10 +24,9 @@ import {
   pathLines,
 } from "../identity/explain.ts";
 import { PemError, readPemCertificates } from "../identity/pem.ts";
+import type { ReasonCode } from "../identity/reasons.ts";
 import { checkRevocation } from "../identity/revocation/check.ts";
-import { CrlParseError, parseCrls } from "../identity/revocation/crl.ts";
-import { CrlSnapshot } from "../identity/revocation/crl-snapshot.ts";
-import { RevocationState } from "../identity/revocation/revocation-state.ts";
+import type { RevocationView } from "../identity/revocation/types.ts";
 import { REVOCATION_OFF, type RevocationSettings } from "../identity/revocation/types.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, Purpose, TrustStore } from "../identity/types.ts";
@@ -36,6 +38,17 @@ const VERIFY_USAGE =
   "verify --ca ROOTS.pem [--untrusted CHAIN.pem] [--crl FILE]... [--max-depth N] [--at TIME] " +
   "[--purpose client|server|any] [--json] LEAF.pem, or verify --config FILE --host HOST --path PATH LEAF.pem";
 const PURPOSES: readonly Purpose[] = ["client", "server", "any"];
+
+/** A certificate of the input is at fault: reported as a rejection (exit 1), not as a usage error. */
+class CertificateRejected extends Error {
+  override name = "CertificateRejected";
+  readonly reason: ReasonCode;
+
+  constructor(reason: ReasonCode, detail: string) {
+    super(detail);
+    this.reason = reason;
+  }
+}
 
 /** ISO 8601 (UTC when no offset is given) or Unix seconds. */
 export function parseTime(text: string): Date {
@@ -58,17 +71,28 @@ function readInput(file: string): Buffer {
   }
 }
 
-/** Every certificate of a PEM bundle, or of one DER certificate; any damage is an input error. */
+/** DER starts with a SEQUENCE tag: a file that does not is no certificate at all (a usage error). */
+const looksLikeDer = (bytes: Buffer): boolean => bytes[0] === 0x30;
+
+/**
+ * Every certificate of a PEM bundle, or of one DER certificate. A file without any certificate block is a
+ * usage error; a damaged certificate is a rejection (CertificateRejected: bad_certificate).
+ */
 function readCertificates(file: string): Certificate[] {
   const bytes = readInput(file);
   const text = bytes.toString("latin1");
+  if (!text.includes("-----BEGIN") && !looksLikeDer(bytes)) {
+    throw new UsageError(`verify: ${file} holds no PEM block and is not a DER certificate`);
+  }
   try {
     const certs = text.includes("-----BEGIN") ? readPemCertificates(text) : [parseCertificate(bytes)];
     if (certs.length === 0) throw new UsageError(`verify: ${file} holds no certificate`);
     return certs;
   } catch (err) {
-    if (err instanceof PemError || err instanceof CertificateParseError) {
+    if (err instanceof PemError && !err.certificateProblem)
       throw new UsageError(`verify: ${file}: ${err.message}`);
+    if (err instanceof PemError || err instanceof CertificateParseError) {
+      throw new CertificateRejected("bad_certificate", `${file}: ${err.message}`);
     }
     throw err;
   }
@@ -76,6 +100,8 @@ function readCertificates(file: string): Certificate[] {
 
 interface Output {
   readonly json: boolean;
+  /** The time the chain is verified at (--at, else now). */
+  readonly at: Date;
   readonly lines: string[];
   /** Print the accepted path after the verdict (the --config form has shown it per trust store). */
   readonly finalPath?: boolean;
@@ -102,8 +128,13 @@ function finish(out: Output, decision: Decision, trustStore: string | undefined,
   return decision.allow ? 0 : 1;
 }
 
-/** CRL files as the RevocationView the engine reads. */
-function loadCrls(files: readonly string[]): RevocationState {
+/** CRL files as the RevocationView the engine reads (the CRL modules load only when there are some). */
+async function loadCrls(files: readonly string[]): Promise<RevocationView> {
+  const [{ CrlParseError, parseCrls }, { CrlSnapshot }, { RevocationState }] = await Promise.all([
+    import("../identity/revocation/crl.ts"),
+    import("../identity/revocation/crl-snapshot.ts"),
+    import("../identity/revocation/revocation-state.ts"),
+  ]);
   let snapshot = CrlSnapshot.EMPTY;
   for (const file of files) {
     try {
@@ -122,7 +153,7 @@ function loadCrls(files: readonly string[]): RevocationState {
  * `--crl` beyond the trust store's own rule (strict, leaf, as OpenSSL's -crl_check): a CA of the path
  * that a loaded CRL lists as revoked is refused too; a CA without a loaded CRL is not an error.
  */
-function revokedCa(decision: Decision, store: TrustStore, view: RevocationState, now: Date): Decision {
+function revokedCa(decision: Decision, store: TrustStore, view: RevocationView, now: Date): Decision {
   if (!decision.allow || store.revocation.mode === "off") return decision;
   const chain: TrustStore = { ...store, revocation: { ...store.revocation, mode: "soft", scope: "chain" } };
   const result = checkRevocation(decision.identity.leaf, decision.identity.path, chain, view, now);
@@ -140,10 +171,11 @@ function identityOf(leaf: Certificate, presented: Certificate[]): ConnectionIden
   };
 }
 
-function runWithCa(
+async function runWithCa(
   values: Record<string, string | boolean | string[] | undefined>,
   leafFile: string,
-): number {
+  out: Output,
+): Promise<number> {
   const caFile = String(values.ca);
   const maxDepth = values["max-depth"] === undefined ? undefined : Number(values["max-depth"]);
   if (maxDepth !== undefined && (!Number.isInteger(maxDepth) || maxDepth < 2)) {
@@ -156,38 +188,35 @@ function runWithCa(
   const crlFiles = (values.crl as string[] | undefined) ?? [];
   const revocation: RevocationSettings =
     crlFiles.length > 0 ? { ...REVOCATION_OFF, mode: "strict", scope: "leaf" } : REVOCATION_OFF;
-  let store: TrustStore;
-  try {
-    store = compileTrustStore(basename(caFile), readInput(caFile).toString("utf8"), {
-      maxDepth,
-      purpose,
-      revocation,
-    });
-  } catch (err) {
-    if (err instanceof TrustStoreError) throw new UsageError(`verify: --ca ${caFile}: ${err.message}`);
-    throw err;
-  }
-  const view = loadCrls(crlFiles);
+  const caText = readInput(caFile).toString("utf8");
+  const view = crlFiles.length > 0 ? await loadCrls(crlFiles) : undefined;
   const [leaf, ...extras] = readCertificates(leafFile);
   if (!leaf) throw new UsageError(`verify: ${leafFile} holds no certificate`);
   const untrusted = values.untrusted ? readCertificates(String(values.untrusted)) : [];
-  const at = values.at === undefined ? new Date() : parseTime(String(values.at));
+  let store: TrustStore;
+  try {
+    store = compileTrustStore(basename(caFile), caText, { maxDepth, purpose, revocation });
+  } catch (err) {
+    if (!(err instanceof TrustStoreError)) throw err;
+    if (err.reason === undefined) throw new UsageError(`verify: --ca ${caFile}: ${err.message}`);
+    throw new CertificateRejected(err.reason, `--ca ${caFile}: ${err.message}`);
+  }
   const policy: AuthPolicy = { id: "portcullis-verify", trustStores: [store] };
   const { decision: verdict } = evaluateDetailed(
     identityOf(leaf, [...extras, ...untrusted]),
     policy,
     [store],
-    at,
+    out.at,
     { revocation: view },
   );
-  const decision = revokedCa(verdict, store, view, at);
-  const out: Output = { json: values.json === true, lines: [`verifying at ${at.toISOString()}`] };
-  return finish(out, decision, store.name, { at: at.toISOString() });
+  const decision = view ? revokedCa(verdict, store, view, out.at) : verdict;
+  return finish(out, decision, store.name, { at: out.at.toISOString() });
 }
 
 async function runWithConfig(
   values: Record<string, string | boolean | string[] | undefined>,
   leafFile: string,
+  out: Output,
 ): Promise<number> {
   if (typeof values.host !== "string" || typeof values.path !== "string") {
     throw new UsageError("verify: --config needs --host HOST and --path PATH");
@@ -196,12 +225,12 @@ async function runWithConfig(
   if (!host) throw new UsageError(`verify: --host "${values.host}" is not a valid host name`);
   const target = normalizeRequestPath(values.path);
   if (!target) throw new UsageError(`verify: --path "${values.path}" is not a valid request path`);
+  const { loadConfig } = await import("../config/load.ts");
   const config = await loadConfig(String(values.config));
   const [leaf, ...extras] = readCertificates(leafFile);
   if (!leaf) throw new UsageError(`verify: ${leafFile} holds no certificate`);
   const untrusted = values.untrusted ? readCertificates(String(values.untrusted)) : [];
-  const at = values.at === undefined ? new Date() : parseTime(String(values.at));
-  const out: Output = { json: values.json === true, lines: [`verifying at ${at.toISOString()}`] };
+  const at = out.at;
   const match = config.routes.find(host, "GET", target.path);
   if (!match) {
     const detail = `no route matches GET ${host}${target.path}: the gateway answers 404`;
@@ -221,7 +250,7 @@ async function runWithConfig(
   }
   const policy = route.policy;
   const presented = [...extras, ...untrusted];
-  const attempts = attemptStores(leaf, presented, policy.trustStores, at);
+  const attempts = attemptStores(leaf, presented, policy.trustStores, at, config.chainLimits);
   out.lines.push(
     `auth policy "${policy.id}": trust stores ${policy.trustStores.map((s) => `"${s.name}"`).join(", ") || "(none)"}` +
       `, enforce ${policy.enforce ?? "enforce"}, registry ${policy.registry ?? "off"}${policy.match ? ", certificate matchers" : ""}`,
@@ -233,7 +262,7 @@ async function runWithConfig(
       policy.trustStores.flatMap((s) => (s.revocation.mode === "off" ? [] : s.revocation.crl.files)),
     ),
   ];
-  const revocation = crlFiles.length > 0 ? loadCrls(crlFiles) : undefined;
+  const revocation = crlFiles.length > 0 ? await loadCrls(crlFiles) : undefined;
   const { decision, softFailures } = evaluateDetailed(
     identityOf(leaf, presented),
     policy,
@@ -295,14 +324,24 @@ export async function runVerify(argv: string[]): Promise<number> {
         "verify: --config takes the trust stores from the config: drop --ca, --crl, --max-depth and --purpose",
       );
     }
-    return runWithConfig(values, leafFile);
+  } else {
+    if (values.ca === undefined) {
+      throw new UsageError(
+        `verify: --ca ROOTS.pem or --config FILE is required (usage: portcullis ${VERIFY_USAGE})`,
+      );
+    }
+    if (values.host !== undefined || values.path !== undefined)
+      throw new UsageError("verify: --host and --path go with --config");
   }
-  if (values.ca === undefined) {
-    throw new UsageError(
-      `verify: --ca ROOTS.pem or --config FILE is required (usage: portcullis ${VERIFY_USAGE})`,
-    );
+  const at = values.at === undefined ? new Date() : parseTime(String(values.at));
+  const out: Output = { json: values.json === true, at, lines: [`verifying at ${at.toISOString()}`] };
+  try {
+    return values.config !== undefined
+      ? await runWithConfig(values, leafFile, out)
+      : await runWithCa(values, leafFile, out);
+  } catch (err) {
+    if (!(err instanceof CertificateRejected)) throw err;
+    const decision: Decision = { allow: false, reason: err.reason, detail: err.message };
+    return finish({ ...out, finalPath: false }, decision, undefined, { at: at.toISOString() });
   }
-  if (values.host !== undefined || values.path !== undefined)
-    throw new UsageError("verify: --host and --path go with --config");
-  return runWithCa(values, leafFile);
 }

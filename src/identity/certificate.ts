@@ -240,7 +240,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
 
 /** How a certificate that OpenSSL read but this parser refused is named: its subject, or its fingerprint. */
 function nodeLabel(node: NodeX509): string {
-  const subject = node.subject.split("\n").filter(Boolean).reverse().join(", ");
+  const subject = node.subject.split("\n").filter(Boolean).reverse().join(",");
   return labelOf(subject, node.fingerprint256.replaceAll(":", "").toLowerCase());
 }
 

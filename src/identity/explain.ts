@@ -1,7 +1,8 @@
 // The engine's verdicts told to people: per-certificate summaries and the per-trust-store attempts that
 // `portcullis verify` prints (as text or JSON) next to the verdict of evaluate(), which it does not redo.
 import type { Certificate } from "./certificate.ts";
-import { certificateLabel } from "./describe.ts";
+import { certificateLabel, shortSubject } from "./describe.ts";
+import { type ChainLimits, DEFAULT_CHAIN_LIMITS, WorkBudget } from "./limits.ts";
 import { verifyChain } from "./path-validation.ts";
 import type { ReasonCode } from "./reasons.ts";
 import type { Decision, TrustStore } from "./types.ts";
@@ -33,15 +34,19 @@ export type StoreAttempt =
     }
   | { readonly store: string; readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
 
-/** verifyChain against each store in turn (cheap: signature results are memoised per certificate). */
+/**
+ * verifyChain against each store in turn (cheap: signature results are memoised per certificate), each
+ * within a budget of `limits`.
+ */
 export function attemptStores(
   leaf: Certificate,
   presented: readonly Certificate[],
   stores: readonly TrustStore[],
   now: Date,
+  limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
 ): StoreAttempt[] {
   return stores.map((store): StoreAttempt => {
-    const result = verifyChain(leaf, presented, store, now);
+    const result = verifyChain(leaf, presented, store, now, new WorkBudget(limits));
     if (!result.ok) return { store: store.name, ok: false, reason: result.reason, detail: result.detail };
     const path = [leaf, ...result.path].map(summarize);
     return result.graceUsedMs === undefined
@@ -71,7 +76,8 @@ export function decisionSentence(decision: Decision): string {
 export function pathLines(path: readonly CertificateSummary[]): string[] {
   return path.map((cert, i) => {
     const role = i === 0 ? "leaf" : i === path.length - 1 ? "anchor" : "CA";
-    return `  ${i} ${role.padEnd(6)} ${cert.subject || "(empty subject)"}  [${cert.notBefore} .. ${cert.notAfter}] sha256:${cert.fingerprint.slice(0, 16)}`;
+    const subject = cert.subject ? shortSubject(cert.subject, cert.fingerprint) : "(empty subject)";
+    return `  ${i} ${role.padEnd(6)} ${subject}  [${cert.notBefore} .. ${cert.notAfter}] sha256:${cert.fingerprint.slice(0, 16)}`;
   });
 }
 

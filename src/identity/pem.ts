@@ -5,6 +5,17 @@ import { type Certificate, CertificateParseError, parseCertificate } from "./cer
 
 export class PemError extends Error {
   override name = "PemError";
+  /**
+   * True when a CERTIFICATE block is damaged (bad base64, does not parse, not terminated): a problem of a
+   * certificate, which `portcullis verify` reports as a `bad_certificate` verdict. False for a file that
+   * holds some other kind of PEM block.
+   */
+  readonly certificateProblem: boolean;
+
+  constructor(message: string, certificateProblem: boolean) {
+    super(message);
+    this.certificateProblem = certificateProblem;
+  }
 }
 
 // Any labelled PEM block; the label is checked below so that, e.g., a "TRUSTED CERTIFICATE" block is an
@@ -20,19 +31,21 @@ export function readPemCertificates(pemText: string): Certificate[] {
     blocks++;
     const [, label = "", body = "", endLabel = ""] = match;
     const where = `PEM block #${blocks}`;
-    if (label !== endLabel) throw new PemError(`${where} opens as "${label}" but closes as "${endLabel}"`);
-    if (label !== "CERTIFICATE") throw new PemError(`${where} is a "${label}", not a CERTIFICATE`);
-    if (!BASE64.test(body)) throw new PemError(`${where} is not valid base64`);
+    if (label !== endLabel)
+      throw new PemError(`${where} opens as "${label}" but closes as "${endLabel}"`, true);
+    if (label !== "CERTIFICATE") throw new PemError(`${where} is a "${label}", not a CERTIFICATE`, false);
+    if (!BASE64.test(body)) throw new PemError(`${where} is not valid base64`, true);
     try {
       certs.push(parseCertificate(Buffer.from(body.replace(/\s+/g, ""), "base64")));
     } catch (err) {
-      if (err instanceof CertificateParseError) throw new PemError(`${where} does not parse: ${err.message}`);
+      if (err instanceof CertificateParseError)
+        throw new PemError(`${where} does not parse: ${err.message}`, true);
       throw err;
     }
   }
   // A BEGIN without its END would otherwise be skipped: a truncated file must not shrink the list.
   const begins = pemText.match(/-----BEGIN /g)?.length ?? 0;
   if (begins !== blocks)
-    throw new PemError(`${begins - blocks} PEM block(s) are not terminated by an END line`);
+    throw new PemError(`${begins - blocks} PEM block(s) are not terminated by an END line`, true);
   return certs;
 }

@@ -104,7 +104,7 @@ export function compileTrustStore(
   try {
     certs = readPemCertificates(pemText);
   } catch (err) {
-    if (err instanceof PemError) fail(err.message, "bad_certificate");
+    if (err instanceof PemError) fail(err.message, err.certificateProblem ? "bad_certificate" : undefined);
     throw err;
   }
   if (certs.length === 0) fail("no certificate found in the PEM text");

@@ -5,7 +5,7 @@ import { createHash, createPublicKey, generateKeyPairSync, KeyObject, sign } fro
 import { type Certificate, parseCertificate, toPem } from "../certificate.ts";
 import { children, readTlv } from "../der.ts";
 import { x509 } from "../x509.ts";
-import { bits, int, nul, octets, oid, seq, tagged, time } from "./der-encode.ts";
+import { bits, int, nul, octets, oid, seq, tagged, time, tlv } from "./der-encode.ts";
 import type { Minted } from "./mint.ts";
 
 export type RawSignature =
@@ -72,8 +72,12 @@ export interface RawMintOptions {
   /** Extensions (e.g. from @peculiar/x509 classes); none by default. */
   readonly extensions?: readonly x509.Extension[];
   readonly serial?: number;
+  /** The serialNumber INTEGER's content octets exactly as given (negative, zero, over-long serials). */
+  readonly serialBytes?: Uint8Array;
   /** A different algorithm identifier in the outer (unsigned) signatureAlgorithm field. */
   readonly outerSignature?: RawSignature;
+  /** The SubjectPublicKeyInfo DER to certify instead of `keys.publicKey` (e.g. a key built to be costly). */
+  readonly spki?: Uint8Array;
   /**
    * v3 certificates get a subjectKeyIdentifier, and an authorityKeyIdentifier naming the signer's key
    * unless self-signed, as CAs issue them; false leaves both out.
@@ -107,20 +111,22 @@ export function rawCertificateDer(options: RawMintOptions, keys: KeyPair): Buffe
   const version = options.version ?? 3;
   const extensions: Uint8Array[] = (options.extensions ?? []).map((e) => new Uint8Array(e.rawData));
   if (version === 3 && options.keyIds !== false) {
-    extensions.unshift(keyIdExtension("2.5.29.14", octets(keyIdOf(keys.publicKey))));
+    extensions.unshift(
+      keyIdExtension("2.5.29.14", octets(keyIdOfSpki(options.spki ?? spkiOf(keys.publicKey)))),
+    );
     if (options.issuer) {
-      const signerKey = keyIdOf(createPublicKey(options.issuer.privateKey));
+      const signerKey = keyIdOfSpki(spkiOf(createPublicKey(options.issuer.privateKey)));
       extensions.unshift(keyIdExtension("2.5.29.35", seq(tagged(0, false, signerKey))));
     }
   }
   const tbs = seq(
     ...(version > 1 ? [tagged(0, true, int(version - 1))] : []),
-    int(options.serial ?? nextSerial++),
+    options.serialBytes ? tlv(0x02, options.serialBytes) : int(options.serial ?? nextSerial++),
     algorithm,
     signer.nameDer,
     seq(time(options.notBefore), time(options.notAfter)),
     subjectDer,
-    keys.publicKey.export({ type: "spki", format: "der" }),
+    options.spki ?? spkiOf(keys.publicKey),
     ...(extensions.length > 0 ? [tagged(3, true, seq(...extensions))] : []),
   );
   const signature = sign(alg.hash, tbs, signer.privateKey);
@@ -128,14 +134,23 @@ export function rawCertificateDer(options: RawMintOptions, keys: KeyPair): Buffe
   return seq(tbs, outer.params ? seq(oid(outer.oid), nul()) : seq(oid(outer.oid)), bits(signature));
 }
 
+const spkiOf = (key: KeyObject): Buffer => key.export({ type: "spki", format: "der" });
+
 /** The key identifier CAs compute (RFC 5280 §4.2.1.2 method 1): SHA-1 of the subjectPublicKey bits. */
-export function keyIdOf(publicKey: KeyObject): Buffer {
-  const spki = publicKey.export({ type: "spki", format: "der" });
+export function keyIdOfSpki(spki: Uint8Array): Buffer {
   const [, key] = children(spki, readTlv(spki, 0));
   if (!key) throw new Error("bad SPKI");
   return createHash("sha1")
     .update(spki.subarray(key.start + 1, key.end))
     .digest();
+}
+
+/**
+ * An RSA SubjectPublicKeyInfo with any modulus and exponent (big-endian bytes): node:crypto only makes
+ * keys with small exponents, and the key policy must be tested on the ones built to be costly.
+ */
+export function rsaSpki(modulus: Uint8Array, exponent: Uint8Array): Buffer {
+  return seq(seq(oid("1.2.840.113549.1.1.1"), nul()), bits(seq(int(modulus), int(exponent))));
 }
 
 const keyIdExtension = (id: string, value: Buffer): Buffer => seq(oid(id), octets(value));

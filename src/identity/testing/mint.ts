@@ -72,6 +72,15 @@ export function newKeys(): Promise<CryptoKeyPair> {
 }
 
 export async function mint(options: MintOptions): Promise<Minted> {
+  const { keys, x509: generated } = await mintUnparsed(options);
+  const cert = parseCertificate(new Uint8Array(generated.rawData));
+  return { cert, keys, pem: toPem(cert), x509: generated };
+}
+
+/** A certificate minted but not parsed by the engine: for the ones it refuses to parse. */
+export async function mintUnparsed(
+  options: MintOptions,
+): Promise<{ keys: CryptoKeyPair; x509: x509.X509Certificate; pem: string }> {
   const keys = options.keys ?? (await newKeys());
   const extensions: x509.Extension[] = [];
   if (options.ca !== undefined) {
@@ -112,8 +121,7 @@ export async function mint(options: MintOptions): Promise<Minted> {
     signingAlgorithm: ECDSA,
     extensions,
   });
-  const cert = parseCertificate(new Uint8Array(generated.rawData));
-  return { cert, keys, pem: toPem(cert), x509: generated };
+  return { keys, x509: generated, pem: generated.toString("pem") };
 }
 
 /** A CA certificate as CAs issue them: critical basicConstraints, keyCertSign + cRLSign. */
