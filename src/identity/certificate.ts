@@ -58,6 +58,8 @@ export interface Certificate {
   readonly signatureAlgorithm: SignatureAlgorithm;
   /** This certificate's own public key. */
   readonly publicKey: PublicKeyInfo;
+  /** The subjectPublicKey BIT STRING's bits, as encoded (what key identifiers and OCSP key hashes hash). */
+  readonly subjectPublicKeyBits: Buffer;
   /** RFC 4514 string, most specific RDN first (as Envoy's XFCC `Subject`). */
   readonly subject: string;
   readonly issuer: string;
@@ -133,6 +135,13 @@ function readExtensions(der: Buffer, wrapper: ReturnType<typeof readTlv>): Exten
   return { byOid, critical };
 }
 
+/** SubjectPublicKeyInfo ::= SEQUENCE { algorithm, subjectPublicKey BIT STRING }: the key's bits. */
+function publicKeyBits(der: Buffer, spki: ReturnType<typeof readTlv>): Buffer {
+  const key = children(der, spki)[1];
+  if (key?.tag !== TAG.bitString || key.end === key.start) throw new DerError("bad SubjectPublicKeyInfo");
+  return der.subarray(key.start + 1, key.end);
+}
+
 function parseFields(der: Buffer, node: NodeX509): Certificate {
   const cert = readTlv(der, 0);
   if (cert.tag !== TAG.sequence || cert.end !== der.length) throw new DerError("not one DER SEQUENCE");
@@ -195,6 +204,7 @@ function parseFields(der: Buffer, node: NodeX509): Certificate {
     version,
     signatureAlgorithm: signatureAlgorithmOf(der, sigAlg),
     publicKey: publicKeyInfoOf(der, spki),
+    subjectPublicKeyBits: publicKeyBits(der, spki),
     subject: formatName(subjectRdns),
     issuer: formatName(parseName(issuerDer)),
     subjectRdns,
@@ -240,7 +250,8 @@ export function parseCertificate(der: Uint8Array): Certificate {
 
 /** How a certificate that OpenSSL read but this parser refused is named: its subject, or its fingerprint. */
 function nodeLabel(node: NodeX509): string {
-  const subject = node.subject.split("\n").filter(Boolean).reverse().join(",");
+  // node:crypto reports an empty subject as undefined.
+  const subject = (node.subject ?? "").split("\n").filter(Boolean).reverse().join(",");
   return labelOf(subject, node.fingerprint256.replaceAll(":", "").toLowerCase());
 }
 

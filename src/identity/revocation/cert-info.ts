@@ -1,8 +1,8 @@
-// What revocation needs from a certificate beyond the engine's Certificate: its key identifier, CRL
-// Distribution Points and OCSP responders, decoded once per certificate object.
+// What revocation needs from a certificate beyond the engine's Certificate: its key identifier (from the
+// engine's fields), CRL Distribution Points and OCSP responders, decoded once per certificate object.
 import * as pkijs from "pkijs";
 import type { Certificate } from "../certificate.ts";
-import { hex, keyIdentifierOf } from "./der.ts";
+import { keyIdentifierOf } from "./der.ts";
 
 export interface RevocationInfo {
   /** SKI of the certificate (or SHA-1 of its key): what the AKI of the CRLs it signs names. */
@@ -14,7 +14,6 @@ export interface RevocationInfo {
 }
 
 const OID = {
-  subjectKeyIdentifier: "2.5.29.14",
   crlDistributionPoints: "2.5.29.31",
   authorityInfoAccess: "1.3.6.1.5.5.7.1.1",
   ocsp: "1.3.6.1.5.5.7.48.1",
@@ -35,16 +34,13 @@ function httpUris(names: readonly pkijs.GeneralName[] | undefined): string[] {
 }
 
 function decode(cert: Certificate): RevocationInfo {
-  let ski: string | undefined;
   const crlUrls: string[] = [];
   const ocspUrls: string[] = [];
   try {
     const parsed = pkijs.Certificate.fromBER(cert.der);
     for (const ext of parsed.extensions ?? []) {
       const value = ext.parsedValue;
-      if (ext.extnID === OID.subjectKeyIdentifier && value && "valueBlock" in value) {
-        ski = hex((value as { valueBlock: { valueHexView: Uint8Array } }).valueBlock.valueHexView);
-      } else if (ext.extnID === OID.crlDistributionPoints && value instanceof pkijs.CRLDistributionPoints) {
+      if (ext.extnID === OID.crlDistributionPoints && value instanceof pkijs.CRLDistributionPoints) {
         for (const dp of value.distributionPoints) {
           if (Array.isArray(dp.distributionPoint)) crlUrls.push(...httpUris(dp.distributionPoint));
         }
@@ -56,7 +52,7 @@ function decode(cert: Certificate): RevocationInfo {
   } catch {
     // The engine parsed this certificate already; an extension pkijs cannot read just yields no URLs.
   }
-  return { keyId: keyIdentifierOf(cert, ski), crlUrls, ocspUrls };
+  return { keyId: keyIdentifierOf(cert), crlUrls, ocspUrls };
 }
 
 export function revocationInfo(cert: Certificate): RevocationInfo {

@@ -19,32 +19,12 @@ export function sha1(bytes: Uint8Array): Buffer {
   return createHash("sha1").update(bytes).digest();
 }
 
-/** The subjectPublicKey BIT STRING contents of a certificate (what OCSP's issuerKeyHash and key ids hash). */
-export function subjectPublicKeyBits(cert: Certificate): Buffer {
-  const spki = cert.node.publicKey.export({ type: "spki", format: "der" });
-  // SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier, subjectPublicKey BIT STRING }:
-  // skip the outer header, then the algorithm TLV, then the BIT STRING header and its unused-bits octet.
-  let offset = headerLength(spki, 0);
-  offset += tlvLength(spki, offset);
-  return spki.subarray(offset + headerLength(spki, offset) + 1);
-}
-
-function headerLength(der: Buffer, offset: number): number {
-  const first = der[offset + 1] ?? 0;
-  return first < 0x80 ? 2 : 2 + (first & 0x7f);
-}
-
-function tlvLength(der: Buffer, offset: number): number {
-  const first = der[offset + 1] ?? 0;
-  if (first < 0x80) return 2 + first;
-  let length = 0;
-  for (let i = 0; i < (first & 0x7f); i++) length = length * 256 + (der[offset + 2 + i] ?? 0);
-  return headerLength(der, offset) + length;
-}
-
-/** The subject key identifier a CA would put in its AKI: its SKI extension, else SHA-1 of its key (RFC 5280 method 1). */
-export function keyIdentifierOf(cert: Certificate, skiHex: string | undefined): string {
-  return skiHex ?? sha1(subjectPublicKeyBits(cert)).toString("hex");
+/**
+ * The subject key identifier a CA would put in its AKI: its SKI extension, else SHA-1 of its key (RFC 5280
+ * method 1). Read from the certificate's own bytes: a key that does not decode still has an identifier.
+ */
+export function keyIdentifierOf(cert: Certificate): string {
+  return cert.subjectKeyId ?? sha1(cert.subjectPublicKeyBits).toString("hex");
 }
 
 export interface PemBlock {

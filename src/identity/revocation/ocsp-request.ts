@@ -3,7 +3,6 @@ import { createHash } from "node:crypto";
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import type { Certificate } from "../certificate.ts";
-import { subjectPublicKeyBits } from "./der.ts";
 
 /** OIDs of the hashes a CertID may use, to recompute a responder's CertID whatever hash it chose. */
 export const CERT_ID_HASHES: Record<string, string> = {
@@ -28,7 +27,7 @@ export interface CertIdHashes {
 export function certIdHashes(issuer: Certificate, hashName: string): CertIdHashes {
   return {
     issuerNameHash: createHash(hashName).update(issuer.subjectDer).digest(),
-    issuerKeyHash: createHash(hashName).update(subjectPublicKeyBits(issuer)).digest(),
+    issuerKeyHash: createHash(hashName).update(issuer.subjectPublicKeyBits).digest(),
   };
 }
 

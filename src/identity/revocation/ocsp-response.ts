@@ -5,7 +5,7 @@ import * as pkijs from "pkijs";
 import { type Certificate, EKU, parseCertificate } from "../certificate.ts";
 import { certificateLabel } from "../describe.ts";
 import { crlReasonName } from "./crl.ts";
-import { canonicalSerial, hex, sha1, subjectPublicKeyBits } from "./der.ts";
+import { canonicalSerial, hex, sha1 } from "./der.ts";
 import { CERT_ID_HASHES, certIdHashes } from "./ocsp-request.ts";
 import { unsupportedAlgorithm, verifySignature } from "./signature.ts";
 
@@ -73,7 +73,7 @@ function responderMatches(responderId: unknown, candidate: Certificate): boolean
     return Buffer.from(responderId.valueBeforeDecode).equals(candidate.subjectDer);
   }
   if (responderId instanceof asn1js.OctetString) {
-    return sha1(subjectPublicKeyBits(candidate)).equals(Buffer.from(responderId.valueBlock.valueHexView));
+    return sha1(candidate.subjectPublicKeyBits).equals(Buffer.from(responderId.valueBlock.valueHexView));
   }
   return false;
 }

@@ -3,7 +3,7 @@
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 import type { Minted } from "../../testing/mint.ts";
-import { sha1, subjectPublicKeyBits } from "../der.ts";
+import { sha1 } from "../der.ts";
 
 const BASIC = "1.3.6.1.5.5.7.48.1.1";
 
@@ -70,7 +70,7 @@ export async function buildOcspResponse(certId: pkijs.CertID, spec: ResponseSpec
   const now = Date.now();
   const basic = new pkijs.BasicOCSPResponse();
   basic.tbsResponseData.responderID = spec.byKey
-    ? new asn1js.OctetString({ valueHex: sha1(subjectPublicKeyBits(spec.signer.cert)) })
+    ? new asn1js.OctetString({ valueHex: sha1(spec.signer.cert.subjectPublicKeyBits) })
     : signerCert.subject;
   basic.tbsResponseData.producedAt = new Date(now);
   const nextUpdate = spec.nextUpdate === null ? undefined : (spec.nextUpdate ?? new Date(now + 3_600_000));
