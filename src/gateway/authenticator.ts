@@ -89,6 +89,9 @@ export class Authenticator {
       limits: this.limits,
     });
     const { decision } = result;
+    if (!decision.allow && decision.limit !== undefined) {
+      this.#deps.metrics.chainLimitHits.inc({ limit: decision.limit });
+    }
     if (decision.allow && decision.graceUsedMs !== undefined && decision.graceUsedMs > 0) {
       this.#deps.logger.warn(
         {

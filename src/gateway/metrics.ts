@@ -36,6 +36,7 @@ export class GatewayMetrics {
   readonly connections: Gauge<"listener" | "authenticated">;
   readonly revocationSoftFailures: Counter<"store">;
   readonly registryLookups: Counter<"result">;
+  readonly chainLimitHits: Counter<"limit">;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -69,6 +70,12 @@ export class GatewayMetrics {
       name: "portcullis_revocation_soft_failures_total",
       help: "Revocation checks that could not conclude and were allowed in soft mode, by trust store.",
       labelNames: ["store"],
+      registers,
+    });
+    this.chainLimitHits = new Counter({
+      name: "portcullis_chain_limit_hits_total",
+      help: "Uncached decisions stopped by a chainLimits entry (reason chain_too_complex), by limit.",
+      labelNames: ["limit"],
       registers,
     });
     this.registryLookups = new Counter({

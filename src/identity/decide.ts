@@ -1,7 +1,13 @@
 // The verdict on a connection's certificate for one route's auth policy, and its cheap per-request re-check.
 import type { Certificate } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
-import { type ChainLimits, DEFAULT_CHAIN_LIMITS, presentedOverLimits, WorkBudget } from "./limits.ts";
+import {
+  type ChainLimit,
+  type ChainLimits,
+  DEFAULT_CHAIN_LIMITS,
+  presentedOverLimits,
+  WorkBudget,
+} from "./limits.ts";
 import { type PathResult, verifyChain } from "./path-validation.ts";
 import { wholeSecond } from "./time.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, DeviceIdentity, TrustStore } from "./types.ts";
@@ -38,6 +44,12 @@ function allow(leaf: Certificate, result: Extract<PathResult, { ok: true }>, sto
 }
 
 const deny = (reason: Deny["reason"], detail: string): Deny => ({ allow: false, reason, detail });
+const tooComplex = (limit: ChainLimit, detail: string): Deny => ({
+  allow: false,
+  reason: "chain_too_complex",
+  detail,
+  limit,
+});
 
 /**
  * Allows when the presented chain validates against one of the policy's trust stores (in order) at
@@ -52,7 +64,8 @@ export function decide(
   now: Date,
   limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
 ): Decision {
-  if (identity.overLimits !== undefined) return deny("chain_too_complex", identity.overLimits);
+  if (identity.overLimits !== undefined)
+    return tooComplex(identity.overLimits.limit, identity.overLimits.detail);
   // A certificate we could not parse is refused even if a leaf came out of it: the engine would
   // otherwise decide on a chain other than the one the client sent.
   if (identity.parseError !== undefined) {
@@ -61,7 +74,7 @@ export function decide(
   const leaf = identity.leaf;
   if (leaf === undefined) return deny("no_certificate", "the client sent no certificate");
   const over = presentedOverLimits(leaf, identity.presented, limits);
-  if (over) return deny(over.reason, over.detail);
+  if (over) return tooComplex(over.limit, over.detail);
 
   const budget = new WorkBudget(limits);
   let failure: Failure | undefined;
@@ -70,7 +83,7 @@ export function decide(
     const result = verifyChain(leaf, identity.presented, store, now, budget);
     if (result.ok) return allow(leaf, result, store);
     if (budget.spent)
-      return deny("chain_too_complex", `${budget.spent.detail} (trust store "${store.name}")`);
+      return tooComplex(budget.spent.limit, `${budget.spent.detail} (trust store "${store.name}")`);
     // Anything beats untrusted_issuer; otherwise the first store, the policy's preferred one, speaks.
     if (
       failure === undefined ||
@@ -92,7 +105,7 @@ export function decide(
       );
     }
     if (budget.spent)
-      return deny("chain_too_complex", `${budget.spent.detail} (trust store "${store.name}")`);
+      return tooComplex(budget.spent.limit, `${budget.spent.detail} (trust store "${store.name}")`);
   }
 
   if (failure === undefined || failedStore === undefined) {

@@ -16,7 +16,7 @@ const policy: AuthPolicy = { id: "acme", trustStores: [c.stores.acme] };
 const limits = (overrides: Partial<ChainLimits>): ChainLimits => ({ ...DEFAULT_CHAIN_LIMITS, ...overrides });
 const denial = (d: Decision) => {
   assert.equal(d.allow, false, "expected a denial");
-  return d.allow ? { reason: "", detail: "" } : d;
+  return d.allow ? { reason: "", detail: "", limit: undefined } : d;
 };
 
 /** Counts signature verifications made with `cert` as the signed certificate. */
@@ -43,6 +43,7 @@ test("maxCertificates and maxBytes: over the limit before any work is chain_too_
   const tooMany = denial(decide(identity, policy, [], c.NOW));
   assert.equal(tooMany.reason, "chain_too_complex");
   assert.match(tooMany.detail, /presented 11 certificates, more than chainLimits.maxCertificates \(10\)/);
+  assert.equal(tooMany.limit, "maxCertificates");
   const nine = c.identityOf(c.good.cert, [c.int.cert, ...cas.slice(0, 8).map((m) => m.cert)]);
   assert.equal(decide(nine, policy, [], c.NOW).allow, true, "10 certificates are within the default");
 
@@ -50,13 +51,16 @@ test("maxCertificates and maxBytes: over the limit before any work is chain_too_
   const tooBig = denial(decide(c.identityOf(c.good.cert, [c.int.cert]), policy, [], c.NOW, small));
   assert.equal(tooBig.reason, "chain_too_complex");
   assert.match(tooBig.detail, /bytes of certificates, more than chainLimits.maxBytes \(600\)/);
+  assert.equal(tooBig.limit, "maxBytes");
 });
 
 test("an identity the TLS layer found over the limits before parsing is chain_too_complex", () => {
-  const identity = { ...c.identityOf(undefined), overLimits: "the client presented 60 certificates" };
+  const overLimits = { limit: "maxCertificates" as const, detail: "the client presented 60 certificates" };
+  const identity = { ...c.identityOf(undefined), overLimits };
   const d = denial(decide(identity, policy, [], c.NOW));
   assert.equal(d.reason, "chain_too_complex");
   assert.equal(d.detail, "the client presented 60 certificates");
+  assert.equal(d.limit, "maxCertificates");
 });
 
 test("maxNamesPerCertificate: a presented certificate with too many names", async () => {
@@ -95,6 +99,7 @@ test("maxSignatureChecks: many same-named issuers spend the budget; the default 
   const spent = denial(decide(identity, policy, [], c.NOW, limits({ maxSignatureChecks: 4 })));
   assert.equal(spent.reason, "chain_too_complex");
   assert.match(spent.detail, /gave up after 4 signature checks \(chainLimits.maxSignatureChecks\)/);
+  assert.equal(spent.limit, "maxSignatureChecks");
   const fresh = await mint({
     ...c.VALID,
     subject: "CN=attacker",
@@ -157,6 +162,7 @@ test("maxNameChecks: names × subtrees are counted; over the budget is chain_too
   const d = denial(decide(identity, policy, [], c.NOW, limits({ maxNameChecks: 1000 })));
   assert.equal(d.reason, "chain_too_complex");
   assert.match(d.detail, /gave up after 1000 name-constraint comparisons \(chainLimits.maxNameChecks\)/);
+  assert.equal(d.limit, "maxNameChecks");
 });
 
 test("key policy before the key is used: a huge RSA exponent is refused without a signature check", () => {

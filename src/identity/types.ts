@@ -1,6 +1,7 @@
 // The values the identity engine works on: trust stores, what a connection presented, a route's auth
 // policy, and the Decision. Pure data: no sockets, no HTTP, no storage.
 import type { Certificate } from "./certificate.ts";
+import type { ChainLimit } from "./limits.ts";
 import type { Profile } from "./profile.ts";
 import type { ReasonCode } from "./reasons.ts";
 import type { RevocationSettings } from "./revocation/types.ts";
@@ -47,7 +48,7 @@ export interface ConnectionIdentity {
   /** Set when the client sent a certificate that could not be parsed. */
   readonly parseError?: string;
   /** Set when what the client sent was over the chain limits before it was parsed (then leaf is undefined). */
-  readonly overLimits?: string;
+  readonly overLimits?: { readonly limit: ChainLimit; readonly detail: string };
   /** Normalised SNI, undefined when the client sent none. */
   readonly sni: string | undefined;
   readonly listener: string;
@@ -105,4 +106,6 @@ export type Decision =
       readonly reason: ReasonCode;
       /** Human sentence for logs and `portcullis verify`, never sent to clients. */
       readonly detail: string;
+      /** For `chain_too_complex`: the chainLimits entry that stopped the engine (a metric label). */
+      readonly limit?: ChainLimit;
     };

@@ -82,7 +82,10 @@ export function readConnectionIdentity(
     chainDer.reduce((n, der) => n + der.length, 0) || leafX509.raw.length,
     limits,
   );
-  if (over) return { ...base, leaf: undefined, presented: [], chainFingerprint: "", overLimits: over.detail };
+  if (over) {
+    const overLimits = { limit: over.limit, detail: over.detail };
+    return { ...base, leaf: undefined, presented: [], chainFingerprint: "", overLimits };
+  }
   let leaf: Certificate;
   let presented: Certificate[];
   try {
