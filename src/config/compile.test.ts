@@ -152,6 +152,53 @@ describe("config compiler", () => {
     assert.match(message, /services\[1\]\.name: duplicate name "echo"/);
   });
 
+  test("chainLimits and the trust store key policy and profile: defaults, overrides, and errors by field", async () => {
+    const defaults = await compile(base());
+    assert.deepEqual(defaults.chainLimits, {
+      maxCertificates: 10,
+      maxBytes: 32_768,
+      maxNamesPerCertificate: 64,
+      maxSignatureChecks: 32,
+      maxNameChecks: 16_384,
+    });
+    const store = defaults.trustStores[0];
+    assert.equal(store?.profile, "strict");
+    assert.equal(store?.maxRsaBits, 8192);
+    assert.deepEqual(store?.rsaPublicExponents, [65537]);
+    assert.deepEqual(store?.curves, ["P-256", "P-384", "P-521"]);
+
+    const tuned = base();
+    tuned.chainLimits = { maxCertificates: 4, maxSignatureChecks: 8 };
+    const spec = tuned.trustStores?.[0];
+    assert.ok(spec);
+    Object.assign(spec, {
+      profile: "lenient",
+      rsaPublicExponents: [3, 65537],
+      curves: ["P-256"],
+      maxRsaBits: 4096,
+    });
+    const compiled = await compile(tuned);
+    assert.equal(compiled.chainLimits.maxCertificates, 4);
+    assert.equal(compiled.chainLimits.maxSignatureChecks, 8);
+    assert.equal(compiled.chainLimits.maxBytes, 32_768);
+    assert.equal(compiled.trustStores[0]?.profile, "lenient");
+    assert.deepEqual(compiled.trustStores[0]?.rsaPublicExponents, [3, 65537]);
+
+    const bad = base();
+    bad.chainLimits = { maxCertificates: 0 };
+    assert.match(await problems(bad), /chainLimits\.maxCertificates: /);
+    const badStore = base();
+    Object.assign(badStore.trustStores?.[0] ?? {}, {
+      rsaPublicExponents: [4],
+      profile: "loose",
+      curves: ["P-192"],
+    });
+    const message = await problems(badStore);
+    assert.match(message, /trustStores\[0\]\.rsaPublicExponents\[0\]: an RSA public exponent is odd/);
+    assert.match(message, /trustStores\[0\]\.profile: /);
+    assert.match(message, /trustStores\[0\]\.curves\[0\]: /);
+  });
+
   test("durations accept numbers and unit strings, and refuse anything else", () => {
     const text = (readTimeout: unknown) =>
       stringify({ ...base(), services: [{ name: "echo", targets: ["http://127.0.0.1:9"], readTimeout }] });
