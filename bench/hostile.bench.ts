@@ -6,8 +6,8 @@
 import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
 import { startEchoUpstream } from "../src/demo/echo-upstream.ts";
-import { type Certificate, chainFingerprint, parseCertificate } from "../src/identity/certificate.ts";
-import { decide } from "../src/identity/decide.ts";
+import { type Certificate, parseCertificate } from "../src/identity/certificate.ts";
+import { decide, offlineIdentity } from "../src/identity/decide.ts";
 import { compileTrustStore } from "../src/identity/trust-store.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision } from "../src/identity/types.ts";
 import { startGateway, tempDir } from "../test/helpers/gateway-process.ts";
@@ -202,16 +202,8 @@ const chains: BenchChain[] = [
   },
 ];
 
-function identityOf(leaf: Certificate, presented: Certificate[]): ConnectionIdentity {
-  return {
-    leaf,
-    presented,
-    chainFingerprint: chainFingerprint([leaf, ...presented]),
-    sni: "bench.local",
-    listener: "bench",
-    resumed: false,
-  };
-}
+const identityOf = (leaf: Certificate, presented: Certificate[]): ConnectionIdentity =>
+  offlineIdentity(leaf, presented, "bench");
 
 /** Fresh Certificate objects every time: signature results are memoised per object. */
 const decideFresh = (chain: BenchChain): Decision =>

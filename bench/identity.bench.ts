@@ -5,13 +5,8 @@
 
 import { X509Certificate } from "node:crypto";
 import { availableParallelism } from "node:os";
-import {
-  type Certificate,
-  chainFingerprint,
-  parseCertificate,
-  parseCertificateCached,
-} from "../src/identity/certificate.ts";
-import { decide, recheckValidity } from "../src/identity/decide.ts";
+import { type Certificate, parseCertificate, parseCertificateCached } from "../src/identity/certificate.ts";
+import { decide, offlineIdentity, recheckValidity } from "../src/identity/decide.ts";
 import { DecisionCache, decisionCacheKey } from "../src/identity/decision-cache.ts";
 import { mintCa, mintDevice } from "../src/identity/testing/mint.ts";
 import { compileTrustStore } from "../src/identity/trust-store.ts";
@@ -44,16 +39,8 @@ function measure(op: () => unknown): number {
   return samples[Math.floor(samples.length / 2)] ?? Number.NaN;
 }
 
-function identityOf(leaf: Certificate, presented: Certificate[]): ConnectionIdentity {
-  return {
-    leaf,
-    presented,
-    chainFingerprint: chainFingerprint([leaf, ...presented]),
-    sni: "bench.local",
-    listener: "bench",
-    resumed: false,
-  };
-}
+const identityOf = (leaf: Certificate, presented: Certificate[]): ConnectionIdentity =>
+  offlineIdentity(leaf, presented, "bench");
 
 const expectAllow = (decision: Decision): boolean => {
   if (!decision.allow) throw new Error(`benchmark chain denied: ${decision.reason}: ${decision.detail}`);

@@ -8,12 +8,8 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  type Certificate,
-  CertificateParseError,
-  chainFingerprint,
-  parseCertificate,
-} from "../identity/certificate.ts";
+import { type Certificate, CertificateParseError, parseCertificate } from "../identity/certificate.ts";
+import { offlineIdentity } from "../identity/decide.ts";
 import { evaluateDetailed } from "../identity/evaluate.ts";
 import {
   attemptLines,
@@ -160,16 +156,8 @@ function revokedCa(decision: Decision, store: TrustStore, view: RevocationView, 
   return result.ok ? decision : { allow: false, reason: result.reason, detail: result.detail };
 }
 
-function identityOf(leaf: Certificate, presented: Certificate[]): ConnectionIdentity {
-  return {
-    leaf,
-    presented,
-    chainFingerprint: chainFingerprint([leaf, ...presented]),
-    sni: undefined,
-    listener: "portcullis verify",
-    resumed: false,
-  };
-}
+const identityOf = (leaf: Certificate, presented: Certificate[]): ConnectionIdentity =>
+  offlineIdentity(leaf, presented, "portcullis verify");
 
 async function runWithCa(
   values: Record<string, string | boolean | string[] | undefined>,

@@ -1,5 +1,5 @@
 // The verdict on a connection's certificate for one route's auth policy, and its cheap per-request re-check.
-import type { Certificate } from "./certificate.ts";
+import { type Certificate, chainFingerprint } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
 import {
   type ChainLimit,
@@ -16,6 +16,22 @@ type Deny = Extract<Decision, { allow: false }>;
 type Failure = Extract<PathResult, { ok: false }>;
 
 const DEVICE_URN = "urn:device:";
+
+/** The ConnectionIdentity of a chain that did not arrive over TLS (`portcullis verify`, benchmarks). */
+export function offlineIdentity(
+  leaf: Certificate,
+  presented: readonly Certificate[],
+  listener: string,
+): ConnectionIdentity {
+  return {
+    leaf,
+    presented,
+    chainFingerprint: chainFingerprint([leaf, ...presented]),
+    sni: undefined,
+    listener,
+    resumed: false,
+  };
+}
 
 /** The device id of a SAN URI `urn:device:<id>` (scheme and NID are case-insensitive, RFC 8141). */
 export function deviceIdOf(leaf: Certificate): string | undefined {

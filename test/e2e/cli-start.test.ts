@@ -2,51 +2,22 @@
 // exit 0, unknown commands and topics with exit 2, the `version` line, and that `version` and the help
 // forms load no dependency and no command module (the CLI starts in tens of milliseconds; issue 7).
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
-import { ROOT, tempDir } from "../helpers/gateway-process.ts";
+import { ROOT, runCli, tempDir } from "../helpers/gateway-process.ts";
 
-const BIN = join(ROOT, "bin", "portcullis.js");
 const TRACE_HOOK = join(ROOT, "test", "helpers", "module-trace.ts");
 /** The dependencies that made `portcullis version` cost half a second when main.ts imported them eagerly. */
 const HEAVY = ["zod", "yaml", "pino", "pg", "undici", "prom-client", "@peculiar/x509", "pkijs", "ioredis"];
 const COMMANDS = ["demo", "start", "echo", "pki", "verify", "devices", "version", "help"];
 const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = Awaited<ReturnType<typeof runCli>>;
 
-function run(args: readonly string[], nodeArgs: readonly string[] = [], env = process.env): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
-      cwd: ROOT,
-      env,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      stderr += c.toString();
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`portcullis ${args.join(" ")} timed out:\n${stdout}\n${stderr}`));
-    }, 20_000);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: readonly string[], nodeArgs: readonly string[] = [], env = process.env): Promise<Run> =>
+  runCli(args, 20_000, { nodeArgs, env });
 
 const tmp = tempDir("portcullis-cli-start-");
 after(() => tmp.cleanup());

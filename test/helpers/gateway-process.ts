@@ -123,11 +123,16 @@ export function startDemo(dir: string, extraArgs: string[] = []): Promise<Gatewa
 
 /** Runs the CLI to completion: exit code and output. */
 export function runCli(
-  args: string[],
+  args: readonly string[],
   timeoutMs = 30_000,
+  options: { readonly nodeArgs?: readonly string[]; readonly env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      cwd: ROOT,
+      env: options.env ?? process.env,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c: Buffer) => {

@@ -20,6 +20,7 @@ import type { ConfigInput } from "../../src/config/schema.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../../src/identity/limits.ts";
 import { bits, int, nul, octets, oid, seq, tagged, time } from "../../src/identity/testing/der-encode.ts";
 import { x509 } from "../../src/identity/x509.ts";
+import { HOST, registryConfig } from "./registry.ts";
 import { tlsHttp } from "./tls-http.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -422,16 +423,16 @@ export function parseAllWithNode(pemText: string): X509Certificate[] {
 // A gateway to attack
 // ---------------------------------------------------------------------------------------------------------
 
-export const HOST = "mtls.auth.local.com";
-
 /**
  * Two listeners over the demo PKI (run `ensureDemoPki` in the directory first): `app` in application
  * mode, `hs` in handshake mode without CA names (so OpenSSL lets any chain through and the identity
  * engine alone judges it, as in the report); `/echo` needs a registered device.
  */
 export function hostileGatewayConfig(upstream: string): ConfigInput {
+  const config = registryConfig({ upstream, storeUrl: "sqlite:data/registry.db" });
   const server = { cert: "server.crt", key: "server.key" };
   return {
+    ...config,
     listeners: [
       { name: "app", port: 0, clientAuth: "application", certificates: [server], trustStores: ["devices"] },
       {
@@ -443,20 +444,6 @@ export function hostileGatewayConfig(upstream: string): ConfigInput {
         trustStores: ["devices"],
       },
     ],
-    trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
-    services: [{ name: "echo", targets: [upstream] }],
-    routes: [
-      {
-        name: "echo",
-        hosts: [HOST],
-        paths: ["/echo"],
-        service: "echo",
-        auth: { trustStores: ["devices"], registry: "required" },
-      },
-    ],
-    admin: { host: "127.0.0.1", port: 0, tokenFile: "admin.token" },
-    store: { url: "sqlite:data/registry.db" },
-    log: { level: "info" },
   };
 }
 
