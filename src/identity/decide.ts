@@ -8,6 +8,7 @@ import {
   presentedOverLimits,
   WorkBudget,
 } from "./limits.ts";
+import { isStoreCertificate } from "./path-building.ts";
 import { type PathResult, verifyChain } from "./path-validation.ts";
 import { wholeSecond } from "./time.ts";
 import type { AuthPolicy, ConnectionIdentity, Decision, DeviceIdentity, TrustStore } from "./types.ts";
@@ -89,7 +90,9 @@ export function decide(
   }
   const leaf = identity.leaf;
   if (leaf === undefined) return deny("no_certificate", "the client sent no certificate");
-  const over = presentedOverLimits(leaf, identity.presented, limits);
+  const fromStore = (cert: Certificate) =>
+    [...policy.trustStores, ...knownStores].some((store) => isStoreCertificate(store, cert));
+  const over = presentedOverLimits(leaf, identity.presented, limits, fromStore);
   if (over) return tooComplex(over.limit, over.detail);
 
   const budget = new WorkBudget(limits);

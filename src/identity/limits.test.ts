@@ -10,6 +10,7 @@ import { verifyChain } from "./path-validation.ts";
 import * as c from "./testing/corpus.ts";
 import * as p from "./testing/corpus-profile.ts";
 import { type Minted, mint, mintCa, mintDevice, nameConstraints, newKeys } from "./testing/mint.ts";
+import { compileTrustStore } from "./trust-store.ts";
 import type { AuthPolicy, Decision } from "./types.ts";
 
 const policy: AuthPolicy = { id: "acme", trustStores: [c.stores.acme] };
@@ -206,4 +207,29 @@ test("WorkBudget: once spent, every later step of the decision stops at once", (
   assert.throws(() => budget.names(1), /gave up after 1 signature checks/);
   const result = verifyChain(c.good.cert, [c.int.cert], c.stores.acme, c.NOW, budget);
   assert.equal(result.ok ? "ok" : result.reason, "chain_too_complex");
+});
+
+test("maxNamesPerCertificate counts what the client chose, not the trust store's CAs in the peer chain", async () => {
+  const subtrees = Array.from({ length: 100 }, (_, i) => ({ dns: `zone${i}.example.com` }));
+  const root = await mintCa("O=Big NC, CN=Big NC Root", undefined, {
+    ...c.VALID,
+    extensions: [nameConstraints({ permitted: subtrees })],
+  });
+  const store = compileTrustStore("big-nc", root.pem);
+  const leaf = await mintDevice("in-zone", root, { ...c.VALID, sanDns: ["a.zone7.example.com"] });
+  // Node's peer chain carries the store root it chained to, as if the client had sent it.
+  const identity = c.identityOf(leaf.cert, [root.cert]);
+  const d = decide(identity, { id: "big-nc", trustStores: [store] }, [store], c.NOW);
+  assert.equal(d.allow, true, d.allow ? "" : d.detail);
+  const stranger = await mintCa("O=Big NC, CN=Big NC Root", undefined, {
+    ...c.VALID,
+    extensions: [nameConstraints({ permitted: subtrees })],
+  });
+  const presentedByClient = decide(
+    c.identityOf(leaf.cert, [stranger.cert]),
+    { id: "big-nc", trustStores: [store] },
+    [store],
+    c.NOW,
+  );
+  assert.equal(presentedByClient.allow ? "allow" : presentedByClient.reason, "chain_too_complex");
 });

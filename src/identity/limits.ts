@@ -104,16 +104,22 @@ export class WorkBudget {
   }
 }
 
-/** A presented chain that is over the limits before any work is done on it: why, or undefined. */
+/**
+ * A presented chain that is over the limits before any work is done on it: why, or undefined. Names are
+ * counted in what the client chose, not in `fromStore` certificates (the peer chain also carries the
+ * trust store CAs it chained to, whose name constraints are the operator's).
+ */
 export function presentedOverLimits(
   leaf: Certificate,
   presented: readonly Certificate[],
   limits: ChainLimits,
+  fromStore: (cert: Certificate) => boolean = () => false,
 ): (PathFailure & { readonly limit: ChainLimit }) | undefined {
   const count = 1 + presented.length;
   const counted = countOverLimits(count, leaf.der.length + sumBytes(presented), limits);
   if (counted) return counted;
   for (const cert of [leaf, ...presented]) {
+    if (fromStore(cert)) continue;
     const names =
       cert.subjectAltNames.length +
       (cert.nameConstraints

@@ -71,6 +71,10 @@ function storeIndex(store: TrustStore): StoreIndex {
   return index;
 }
 
+/** Whether `cert` is one of `store`'s own certificates (the operator's, not the client's). */
+export const isStoreCertificate = (store: TrustStore, cert: Certificate): boolean =>
+  storeIndex(store).fingerprints.has(cert.fingerprint);
+
 /**
  * Whether `candidate`'s key identifier rules it out as the issuer of `cert`: both identifiers present and
  * different (as OpenSSL's check_issued). A same-named CA with another key is not this certificate's issuer,
