@@ -132,13 +132,25 @@ for (const row of denials) {
   });
 }
 
-test("diagnostics: no certificate and an unparsable one", () => {
+test("diagnostics: no certificate, an unparsable one, and one over the chain limits", () => {
   const none = diagnosticsReport(input(c.identityOf(undefined)));
-  assert.deepEqual(none.certificate, { sent: false, parseError: null, chainFingerprint: null, chain: [] });
+  assert.deepEqual(none.certificate, {
+    sent: false,
+    parseError: null,
+    overLimits: null,
+    chainFingerprint: null,
+    chain: [],
+  });
+  const over = { limit: "maxCertificates" as const, detail: "the client presented 61 certificates" };
+  const tooMany = diagnosticsReport(input({ ...c.identityOf(undefined), overLimits: over }));
+  assert.equal(tooMany.certificate.sent, true);
+  assert.equal(tooMany.certificate.overLimits, over.detail);
+  assert.equal(tooMany.decisions[0]?.reason, "chain_too_complex");
   const bad = diagnosticsReport(input({ ...c.identityOf(undefined), parseError: "malformed certificate" }));
   assert.deepEqual(bad.certificate, {
     sent: true,
     parseError: "malformed certificate",
+    overLimits: null,
     chainFingerprint: null,
     chain: [],
   });

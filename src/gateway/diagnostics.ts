@@ -69,6 +69,8 @@ export interface DiagnosticsReport {
     readonly sent: boolean;
     /** Why what the client sent could not be parsed, if so. */
     readonly parseError: string | null;
+    /** Why what the client sent was not even parsed (over chainLimits), if so. */
+    readonly overLimits: string | null;
     readonly chainFingerprint: string | null;
     /** The leaf first, then every other certificate the client sent, in order. */
     readonly chain: readonly CertificateSummary[];
@@ -131,8 +133,9 @@ export function diagnosticsReport(input: DiagnosticsInput): DiagnosticsReport {
       openssl: { authorized: socket.authorized, error: socket.authorizationError ?? null },
     },
     certificate: {
-      sent: leaf !== undefined || identity.parseError !== undefined,
+      sent: leaf !== undefined || identity.parseError !== undefined || identity.overLimits !== undefined,
       parseError: identity.parseError ?? null,
+      overLimits: identity.overLimits?.detail ?? null,
       chainFingerprint: identity.chainFingerprint === "" ? null : identity.chainFingerprint,
       chain: leaf ? [leaf, ...identity.presented].map(summarizeCertificate) : [],
     },
