@@ -8,8 +8,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { ConfigInput } from "../../src/config/schema.ts";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
+import { seq, tagged } from "../../src/identity/testing/der-encode.ts";
 import { mintCa, mintDevice, nameConstraints } from "../../src/identity/testing/mint.ts";
-import { deviceExtensions, mintRaw, rawKeys, signerOf } from "../../src/identity/testing/mint-raw.ts";
+import {
+  deviceExtensions,
+  mintRaw,
+  rawCertificateDer,
+  rawKeys,
+  signerOf,
+} from "../../src/identity/testing/mint-raw.ts";
+import { x509 } from "../../src/identity/x509.ts";
 import { type CurlResult, curl } from "../helpers/clients.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
 import { type DenyBody, writeBundle, writeDevice } from "../helpers/identity-e2e.ts";
@@ -54,6 +62,32 @@ describe("identity engine: certificate chains end to end", () => {
     const deviceC = await mintDevice("device-c", intC);
     await writeDevice(tmp.dir, "c-leaf-only", deviceC);
     await writeDevice(tmp.dir, "c-with-int", deviceC, [intC]);
+    // Certificates OpenSSL reads but the engine refuses to parse: malformed is a verdict (bad_certificate).
+    const cValid = { notBefore: new Date(Date.now() - DAY), notAfter: new Date(Date.now() + 30 * DAY) };
+    const san = (value: Uint8Array) => new x509.Extension("2.5.29.17", false, seq(tagged(2, false, value)));
+    const malformed = {
+      "c-duplicate-extension": {
+        extensions: [...deviceExtensions("c-dup"), san(Buffer.from("dup.example"))],
+      },
+      "c-bad-san": {
+        extensions: [...deviceExtensions("c-bad-san").slice(0, 2), san(Buffer.from([0x61, 0xff, 0x62]))],
+      },
+      "c-algorithm-mismatch": { extensions: deviceExtensions("c-mismatch"), outerSignature: "ecdsaSha384" },
+    } as const;
+    for (const [name, extra] of Object.entries(malformed)) {
+      // Written as raw DER: the engine's own parser (which mintRaw runs) refuses these.
+      const keys = rawKeys();
+      const der = rawCertificateDer(
+        { subject: `CN=${name}`, issuer: signerOf(intC), ...cValid, ...extra },
+        keys,
+      );
+      const leafPem = `-----BEGIN CERTIFICATE-----\n${der.toString("base64").replace(/.{1,64}/g, "$&\n")}-----END CERTIFICATE-----\n`;
+      writeFileSync(join(tmp.dir, `${name}.crt`), leafPem + intC.pem);
+      writeFileSync(
+        join(tmp.dir, `${name}.key`),
+        String(keys.privateKey.export({ type: "pkcs8", format: "pem" })),
+      );
+    }
     // A third PKI whose store holds root and intermediates (so that these cases do not depend on the client's
     // intermediates reaching the engine): a device CA, and an intermediate constrained to the fleet's DNS
     // names (fleet.example and every name below it).
@@ -190,6 +224,18 @@ describe("identity engine: certificate chains end to end", () => {
     const r = await get("c-with-int", "/c/echo");
     assert.equal(r.status, 200, r.body);
     assert.equal(r.json<{ headers: Record<string, string> }>().headers["x-device-id"], "device-c");
+  });
+
+  test("malformed is a verdict: a duplicate extension, a bad SAN encoding, mismatched signature algorithms: 401 bad_certificate", async () => {
+    for (const name of ["c-duplicate-extension", "c-bad-san", "c-algorithm-mismatch"]) {
+      const r = await tlsHttp({ port: port("app"), servername: HOST_A, path: "/c/echo", ...creds(name) });
+      assert.equal(r.http?.status, 401, `${name}: ${show(r)}`);
+      assert.deepEqual(
+        JSON.parse(r.http?.body ?? "{}"),
+        { message: FAILED, reason: "bad_certificate" },
+        name,
+      );
+    }
   });
 
   test("the store holds the intermediate, the client sends only its leaf: 200", async () => {
