@@ -6,6 +6,7 @@ import { test } from "node:test";
 import {
   type Certificate,
   CertificateParseError,
+  MAX_CACHED_CERTIFICATE_BYTES,
   parseCertificate,
   parseCertificateCached,
 } from "./certificate.ts";
@@ -14,7 +15,7 @@ import { verifyChain } from "./path-validation.ts";
 import { PemError, readPemCertificates } from "./pem.ts";
 import * as c from "./testing/corpus.ts";
 import * as r from "./testing/corpus-rules.ts";
-import { mint } from "./testing/mint.ts";
+import { mint, mintDevice } from "./testing/mint.ts";
 import { caExtensions, mintRaw, rawCertificateDer, rawKeys, signerOf } from "./testing/mint-raw.ts";
 import { x509 } from "./x509.ts";
 
@@ -240,4 +241,18 @@ test("parseCertificateCached returns one object per DER", () => {
   assert.equal(a, b);
   assert.notEqual(a, parseCertificateCached(c.int.cert.der));
   assert.throws(() => parseCertificateCached(c.good.cert.der.subarray(1)), CertificateParseError);
+});
+
+test("parseCertificateCached keeps no certificate larger than MAX_CACHED_CERTIFICATE_BYTES", async () => {
+  const big = await mintDevice("big", c.int, {
+    sanDns: Array.from({ length: 300 }, (_, i) => `host-${i}.devices.example.com`),
+  });
+  assert.ok(big.cert.der.length > MAX_CACHED_CERTIFICATE_BYTES);
+  const a = parseCertificateCached(big.cert.der);
+  assert.notEqual(
+    a,
+    parseCertificateCached(big.cert.der),
+    "parsed afresh: a client cannot fill the cache with it",
+  );
+  assert.equal(a.fingerprint, big.cert.fingerprint);
 });

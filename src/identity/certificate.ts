@@ -256,6 +256,12 @@ function nodeLabel(node: NodeX509): string {
 }
 
 const parsed = new Lru<Certificate>(10_000);
+/**
+ * Larger certificates are parsed afresh each time: clients choose what they send, and 10,000 cached
+ * certificates of chainLimits.maxBytes each would hold hundreds of megabytes. Device and CA certificates
+ * are a few hundred bytes to 2 KiB.
+ */
+export const MAX_CACHED_CERTIFICATE_BYTES = 4096;
 
 /**
  * parseCertificate through a bounded LRU keyed by the DER's SHA-256. Devices share intermediates and
@@ -263,6 +269,7 @@ const parsed = new Lru<Certificate>(10_000);
  * path-validation.ts memoises per certificate object.
  */
 export function parseCertificateCached(der: Uint8Array): Certificate {
+  if (der.length > MAX_CACHED_CERTIFICATE_BYTES) return parseCertificate(der);
   const key = sha256(der, "base64");
   const hit = parsed.get(key);
   if (hit !== undefined) return hit;
