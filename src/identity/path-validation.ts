@@ -6,7 +6,7 @@ import { type Certificate, EKU } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
 import { BudgetSpent, WorkBudget } from "./limits.ts";
 import { checkNameConstraints } from "./name-constraints.ts";
-import { type PathFailure, searchPath } from "./path-building.ts";
+import { isStoreCertificate, type PathFailure, searchPath } from "./path-building.ts";
 import { checkProfile } from "./profile.ts";
 import type { ReasonCode } from "./reasons.ts";
 import { wholeSecond } from "./time.ts";
@@ -136,13 +136,16 @@ function checkLink(
   if (issuer.keyUsage && !issuer.keyUsage.has("keyCertSign")) {
     return { reason: "untrusted_issuer", detail: `${issuerOf} lacks keyUsage keyCertSign` };
   }
-  // Only a self-signed certificate may leave out its authorityKeyIdentifier: for a self-issued CA that
-  // does, whether it signed itself decides (a key-rollover certificate is self-issued, not self-signed).
-  const selfSigned = anchor
-    ? issuer.selfIssued
-    : issuer.selfIssued && issuer.authorityKeyId === undefined && signedBy(issuer, issuer, budget);
-  const profile = checkProfile(issuer, anchor ? "anchor" : "intermediate", store.profile, selfSigned);
-  if (profile) return profile;
+  // The store's own certificates passed the profile when the store was compiled; a presented issuer is
+  // judged here. Only a self-signed certificate may leave out its authorityKeyIdentifier: for a
+  // self-issued CA that does, whether it signed itself decides (a key-rollover certificate is self-issued,
+  // not self-signed).
+  if (!isStoreCertificate(store, issuer)) {
+    const selfSigned =
+      issuer.selfIssued && issuer.authorityKeyId === undefined && signedBy(issuer, issuer, budget);
+    const profile = checkProfile(issuer, "intermediate", store.profile, selfSigned);
+    if (profile) return profile;
+  }
   const validity = checkValidity(issuer, now);
   if (validity) return validity;
   if (issuer.pathLength !== undefined) {
