@@ -8,17 +8,21 @@ import { type FieldError, formatFieldPath, HttpError } from "./errors.ts";
 export const MAX_BINDINGS = 32;
 export const MAX_GROUPS = 64;
 export const MAX_METADATA_BYTES = 16 * 1024;
+/** Levels of objects and arrays in metadata, the metadata object itself being level 1. */
+export const MAX_METADATA_DEPTH = 8;
+/** Object keys in metadata, counted at every level. */
+export const MAX_METADATA_KEYS = 512;
 export const MAX_LIST_LIMIT = 1000;
 export const DEFAULT_LIST_LIMIT = 100;
 export const DEFAULT_DECISIONS_LIMIT = 100;
 export const MAX_DECISIONS_LIMIT = 100_000;
 
-export const deviceId = z
-  .string()
-  .regex(
-    /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$/,
-    "expected 1 to 256 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit",
-  );
+/** The syntax of a device id, everywhere one is given (admin API, import, `portcullis pki issue device`). */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$/;
+export const DEVICE_ID_EXPECTED =
+  "expected 1 to 256 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit";
+
+export const deviceId = z.string().regex(DEVICE_ID_PATTERN, DEVICE_ID_EXPECTED);
 
 export const deviceStatus = z.enum(DEVICE_STATUSES);
 
@@ -76,11 +80,57 @@ const groups = z
   .max(MAX_GROUPS)
   .transform((list) => [...new Set(list)]);
 
-const metadata = z
-  .record(z.string(), z.unknown())
-  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
-    message: `metadata is limited to ${MAX_METADATA_BYTES} bytes of JSON`,
-  });
+/**
+ * What is wrong with the shape of a metadata object, or undefined: nesting deeper than
+ * MAX_METADATA_DEPTH, more than MAX_METADATA_KEYS keys, more than MAX_METADATA_BYTES of JSON. The walk is
+ * iterative and stops at the first problem, so a body nested 100,000 deep (which JSON.parse reads fine) is
+ * refused in one pass; JSON.stringify, which recurses and overflows V8's stack some thousands of levels
+ * down, only runs once the depth is known to be small.
+ */
+export function metadataProblem(metadata: object): string | undefined {
+  const stack: { value: object; depth: number; path: string }[] = [{ value: metadata, depth: 1, path: "" }];
+  let keys = 0;
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const { value, depth, path } = item;
+    if (depth > MAX_METADATA_DEPTH) {
+      // Keys may be long: the path in the message is cut, the answer stays small.
+      const shown = path.length > 200 ? `${path.slice(0, 200)}…` : path;
+      return `metadata nests objects and arrays at most ${MAX_METADATA_DEPTH} levels deep (metadata itself is level 1); metadata${shown} is level ${depth}`;
+    }
+    if (Array.isArray(value)) {
+      for (let i = value.length - 1; i >= 0; i--) {
+        const child: unknown = value[i];
+        if (typeof child === "object" && child !== null) {
+          stack.push({ value: child, depth: depth + 1, path: `${path}[${i}]` });
+        }
+      }
+      continue;
+    }
+    const names = Object.keys(value);
+    keys += names.length;
+    if (keys > MAX_METADATA_KEYS) {
+      return `metadata holds at most ${MAX_METADATA_KEYS} keys, counted at every level`;
+    }
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i] as string;
+      const child: unknown = (value as Record<string, unknown>)[name];
+      if (typeof child !== "object" || child === null) continue;
+      const step = /^[A-Za-z_$][\w$]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
+      stack.push({ value: child, depth: depth + 1, path: path + step });
+    }
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (bytes > MAX_METADATA_BYTES) {
+    return `metadata is limited to ${MAX_METADATA_BYTES} bytes of JSON; this is ${bytes} bytes`;
+  }
+  return undefined;
+}
+
+// z.unknown() takes the values as they are (zod does not walk into them), so only metadataProblem walks.
+const metadata = z.record(z.string(), z.unknown()).superRefine((m, ctx) => {
+  const message = metadataProblem(m);
+  if (message !== undefined) ctx.addIssue({ code: "custom", message });
+});
 
 /** POST /devices, and one line of an import. */
 export const newDeviceInput = z.strictObject({

@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import { PkiError } from "../pki/errors.ts";
 import { crlReasonCode } from "../pki/issue.ts";
 import { isKeyAlgorithm, KEY_ALGORITHMS, type KeyAlgorithm } from "../pki/keys.ts";
+import { deviceIdProblem, serverNameProblem } from "../pki/names.ts";
 import { initPki, issueToFiles, loadPki, revoke, writeCrl } from "../pki/store.ts";
 import { PKI_USAGE } from "./usage.ts";
 
@@ -118,11 +119,19 @@ async function run(argv: string[], io: PkiIo): Promise<number> {
         force: values.force === true,
       };
       let request: Parameters<typeof issueToFiles>[1];
+      // Checked before the PKI is read, a key made or a file written.
       if (kind === "device") {
-        request = { kind, deviceId: required(values, "id") };
+        const deviceId = required(values, "id");
+        const problem = deviceIdProblem(deviceId);
+        if (problem) throw new PkiError(`--id: ${problem}`);
+        request = { kind, deviceId };
       } else {
         const names = (values.name as string[] | undefined) ?? [];
         if (names.length === 0 || names.some((n) => n === "")) throw new PkiError("--name is required");
+        for (const name of names) {
+          const problem = serverNameProblem(name);
+          if (problem) throw new PkiError(`--name ${problem}`);
+        }
         request = { kind, names };
       }
       const result = await issueToFiles(await loadPki(dir), request, opts);

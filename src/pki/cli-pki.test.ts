@@ -1,6 +1,6 @@
 // Tests of `portcullis pki` (src/cli/pki.ts): usage errors exit 2 with one line, the happy paths exit 0.
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -110,4 +110,56 @@ test("init, issue, revoke and crl work end to end", async () => {
   writeFileSync(join(dir, "root.key"), "junk");
   await expectUsageError(["crl", "--dir", dir], `${join(dir, "root.key")}: not a PEM private key`);
   await expectUsageError(["init", "--dir", dir], /root\.key: already exists/);
+});
+
+test("issue refuses a server name that is not a DNS name or IP address, and a device id outside the registry's syntax; nothing is written", async () => {
+  const dir = join(base, "names");
+  assert.equal((await cli("init", "--dir", dir)).code, 0);
+  const before = readdirSync(dir).sort();
+  const server = (...names: string[]) => [
+    "issue",
+    "server",
+    "--dir",
+    dir,
+    ...names.map((n) => `--name=${n}`),
+  ];
+  await expectUsageError(server("evil/../x"), /^portcullis pki: --name "evil\/\.\.\/x": expected a DNS name/);
+  await expectUsageError(server("gw.local", "a b.example"), /--name "a b\.example": expected a DNS name/);
+  for (const bad of [
+    "-gw.example",
+    "gw-.example",
+    "gw..example",
+    "gw.example.",
+    "*",
+    "*.com",
+    "a.*.example",
+    "1.2.3",
+    "fe80::1%eth0",
+    `${"a".repeat(64)}.example`,
+    "gw_1.example",
+    "bücher.example",
+  ]) {
+    const { code, stderr } = await cli(...server(bad));
+    assert.equal(code, 2, `${bad}: ${stderr}`);
+    assert.equal(stderr.split("\n").length, 2, `one line: ${stderr}`);
+    assert.ok(stderr.includes(JSON.stringify(bad)), stderr);
+  }
+  await expectUsageError(
+    ["issue", "device", "--dir", dir, "--id", "a b"],
+    `--id: device id "a b": expected 1 to 256 letters, digits, '.', '_', ':', '@' or '-', starting with a letter or digit`,
+  );
+  for (const bad of ["../x", "-lead", "a/b", "x".repeat(257), "a\nb"]) {
+    const { code, stderr } = await cli("issue", "device", "--dir", dir, `--id=${bad}`);
+    assert.equal(code, 2, `${bad}: ${stderr}`);
+    assert.equal(stderr.split("\n").length, 2, `one line: ${stderr}`);
+    assert.ok(stderr.startsWith(`portcullis pki: --id: device id ${JSON.stringify(bad)}: `), stderr);
+  }
+  assert.deepEqual(readdirSync(dir).sort(), before, "nothing written when refused");
+
+  const ok = await cli(
+    ...server("*.fleet.example", "GW-1.Example", "::1", "10.0.0.1", "xn--bcher-kva.example"),
+  );
+  assert.equal(ok.code, 0, ok.stderr);
+  const device = await cli("issue", "device", "--dir", dir, "--id", "sensor_7:a@site.1");
+  assert.equal(device.code, 0, device.stderr);
 });

@@ -134,6 +134,116 @@ describe("admin API: devices", () => {
     ]);
   });
 
+  test("metadata nested 5,000 or 100,000 deep answers 422 at `metadata`, never 500", async () => {
+    const nest = (open: string, close: string, n: number) => `${open.repeat(n)}1${close.repeat(n)}`;
+    assert.equal((await admin.call("POST", "/devices", { body: { id: "deep-target" } })).status, 201);
+    for (const n of [5_000, 100_000]) {
+      for (const [open, close] of [
+        ["[", "]"],
+        ['{"a":', "}"],
+      ] as const) {
+        const deep = nest(open, close, n);
+        const post = await admin.call<ErrorBody>("POST", "/devices", {
+          raw: `{"id":"deep-${n}","metadata":{"m":${deep}}}`,
+          headers: { "content-type": "application/json" },
+        });
+        assert.equal(post.status, 422, `POST ${n} ${open}: ${post.text.slice(0, 300)}`);
+        assert.equal(post.json.errors?.length, 1, post.text.slice(0, 300));
+        assert.equal(post.json.errors?.[0]?.path, "metadata");
+        assert.match(
+          post.json.errors?.[0]?.message ?? "",
+          /at most 8 levels deep.*metadata\.m[[.].* is level 9/,
+        );
+        const patch = await admin.call<ErrorBody>("PATCH", "/devices/deep-target", {
+          raw: `{"metadata":{"m":${deep}}}`,
+          headers: { "content-type": "application/json" },
+        });
+        assert.equal(patch.status, 422, `PATCH ${n} ${open}: ${patch.text.slice(0, 300)}`);
+        assert.equal(patch.json.errors?.[0]?.path, "metadata");
+        // Deep nesting elsewhere in the body, or as the whole body, is refused without walking it either.
+        const elsewhere = await admin.call<ErrorBody>("POST", "/devices", {
+          raw: `{"id":"deep-x","colour":${deep}}`,
+          headers: { "content-type": "application/json" },
+        });
+        assert.equal(elsewhere.status, 422);
+        assert.equal(elsewhere.json.errors?.[0]?.path, "colour");
+        const whole = await admin.call<ErrorBody>("POST", "/devices", {
+          raw: deep,
+          headers: { "content-type": "application/json" },
+        });
+        assert.equal(whole.status, 422, whole.text.slice(0, 300));
+      }
+    }
+    assert.equal((await admin.call("GET", "/devices/deep-5000")).status, 404, "nothing was created");
+    // The gateway is still answering.
+    const target = await admin.call<DeviceBody>("GET", "/devices/deep-target");
+    assert.equal(target.status, 200);
+    assert.equal(target.json.version, 1, "the patches changed nothing");
+  });
+
+  test("metadata limits: 8 levels, 512 keys, 16 KiB of JSON; on create, patch and each import line", async () => {
+    const nested = (levels: number) => {
+      // Level 1 is the metadata object, then arrays at even levels and objects at odd ones.
+      let value: unknown = "leaf";
+      for (let level = levels; level >= 2; level--) value = level % 2 === 0 ? [value] : { k: value };
+      return { k: value };
+    };
+    const ok = await admin.call<DeviceBody>("POST", "/devices", {
+      body: { id: "meta-8", metadata: nested(8) },
+    });
+    assert.equal(ok.status, 201, ok.text);
+    assert.deepEqual(ok.json.metadata, nested(8));
+    const nine = await admin.call<ErrorBody>("POST", "/devices", {
+      body: { id: "meta-9", metadata: nested(9) },
+    });
+    assert.equal(nine.status, 422);
+    assert.deepEqual(nine.json.errors, [
+      {
+        path: "metadata",
+        message:
+          "metadata nests objects and arrays at most 8 levels deep (metadata itself is level 1); metadata.k[0].k[0].k[0].k[0] is level 9",
+      },
+    ]);
+
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]));
+    const spread = { a: keys(300), b: keys(211) }; // 2 + 300 + 211 = 513 keys at every level
+    const tooMany = await admin.call<ErrorBody>("POST", "/devices", {
+      body: { id: "meta-k", metadata: spread },
+    });
+    assert.equal(tooMany.status, 422);
+    assert.equal(tooMany.json.errors?.[0]?.path, "metadata");
+    assert.match(tooMany.json.errors?.[0]?.message ?? "", /at most 512 keys/);
+    const enough = await admin.call("POST", "/devices", { body: { id: "meta-512", metadata: keys(512) } });
+    assert.equal(enough.status, 201, enough.text);
+
+    const big = await admin.call<ErrorBody>("PATCH", "/devices/meta-8", {
+      body: { metadata: { pad: "x".repeat(16 * 1024) } },
+    });
+    assert.equal(big.status, 422);
+    assert.equal(big.json.errors?.[0]?.path, "metadata");
+    assert.match(big.json.errors?.[0]?.message ?? "", /16384 bytes of JSON; this is 16394 bytes/);
+
+    const lines = [
+      JSON.stringify({ id: "imp-ok" }),
+      `{"id":"imp-deep","metadata":{"m":${"[".repeat(20_000)}${"]".repeat(20_000)}}}`,
+      JSON.stringify({ id: "imp-keys", metadata: spread }),
+    ];
+    const imported = await admin.call<{ imported: number; errors: { line: number; path?: string }[] }>(
+      "POST",
+      "/devices/import",
+      { raw: `${lines.join("\n")}\n`, headers: { "content-type": "application/x-ndjson" } },
+    );
+    assert.equal(imported.status, 422, imported.text.slice(0, 300));
+    assert.equal(imported.json.imported, 0);
+    assert.deepEqual(
+      imported.json.errors.map((e) => [e.line, e.path]),
+      [
+        [2, "metadata"],
+        [3, "metadata"],
+      ],
+    );
+  });
+
   test("list filters by status, group and binding, and pages by id", async () => {
     const store = new MemoryDeviceStore();
     const own = await startAdmin({ store });

@@ -203,6 +203,22 @@ describe("config errors stop start-up with exit code 2", () => {
     await expectProblem(yaml, /YAML\b.*\bline \d+/);
   });
 
+  test('a YAML alias bomb ("billion laughs") is one line, exit 2, not a stack trace', async () => {
+    // 9 levels of 9 aliases each: 9^9 strings once expanded.
+    const lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i <= 8; i++) {
+      const aliases = Array.from({ length: 9 }, () => `*a${i - 1}`);
+      lines.push(`a${i}: &a${i} [${aliases.join(",")}]`);
+    }
+    const stderr = await expectProblem(lines.join("\n"), /alias/);
+    assert.equal(stderr.trim().split("\n").length, 1, `one line:\n${stderr}`);
+  });
+
+  test("a config file over 1 MiB is refused before it is parsed", async () => {
+    const stderr = await expectProblem(`# ${"x".repeat(1024 * 1024)}\n${stringify(baseConfig())}`, /1 MiB/);
+    assert.equal(stderr.trim().split("\n").length, 1, `one line:\n${stderr}`);
+  });
+
   test('a duration typo ("5 seconds") names the field and what a duration looks like', async () => {
     const stderr = await expectProblem(
       mutated((c) => {
