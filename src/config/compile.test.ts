@@ -128,6 +128,24 @@ describe("config compiler", () => {
     assert.match(await problems(both), /routes\[0\]\.public: a route is either public or has an auth policy/);
   });
 
+  test("a public route no client without a certificate could reach is refused unless it opts in", async () => {
+    const config = base();
+    for (const l of config.listeners) l.clientAuth = "handshake";
+    assert.match(
+      await problems(config),
+      /routes\[1\]\.public: every listener has `clientAuth: handshake`, so a client without a certificate can never reach this public route/,
+    );
+    const optedIn = structuredClone(config);
+    if (optedIn.routes[1]) optedIn.routes[1].publicBehindHandshake = true;
+    await compile(optedIn);
+    // One listener a certificate-less client can use is enough.
+    const mixed = structuredClone(config);
+    const [first] = mixed.listeners;
+    assert.ok(first);
+    mixed.listeners.push({ ...first, name: "open", clientAuth: "application" });
+    await compile(mixed);
+  });
+
   test("route groups need a registry lookup that is required", async () => {
     const config = base();
     const auth = config.routes[0]?.auth;
@@ -222,6 +240,43 @@ describe("config compiler", () => {
     assert.match(
       await problems(noStores),
       /listeners\[0\]\.clientAuth: clientAuth "application" needs a trust store/,
+    );
+  });
+
+  test("stripHeaders, trustedProxies and allowAmbiguousPaths: defaults, overrides, and errors by field", async () => {
+    const defaults = await compile(base());
+    assert.equal(defaults.stripHeaders.matches("x-original-url"), true);
+    assert.equal(defaults.stripHeaders.matches("x-tenant"), false);
+    assert.equal(defaults.listeners[0]?.trustedProxies?.has("127.0.0.1"), false);
+    assert.equal(defaults.routes.find("localhost", "GET", "/public/echo")?.route.allowAmbiguousPaths, false);
+
+    const tuned = base();
+    tuned.stripHeaders = ["X-Tenant", "x_internal-*"];
+    if (tuned.listeners[0]) tuned.listeners[0].trustedProxies = ["10.0.0.0/8", "::1", "fd00::/8"];
+    if (tuned.routes[1]) tuned.routes[1].allowAmbiguousPaths = true;
+    const compiled = await compile(tuned);
+    for (const name of ["x-tenant", "X_TENANT", "x-internal-route", "x-original-url"]) {
+      assert.equal(compiled.stripHeaders.matches(name), true, name);
+    }
+    assert.equal(compiled.listeners[0]?.trustedProxies?.has("10.2.3.4"), true);
+    assert.equal(compiled.listeners[0]?.trustedProxies?.has("fd00::7"), true);
+    assert.equal(compiled.listeners[0]?.trustedProxies?.has("127.0.0.1"), false);
+    assert.equal(compiled.routes.find("localhost", "GET", "/public/echo")?.route.allowAmbiguousPaths, true);
+
+    const bad = base();
+    bad.stripHeaders = ["x-ok", "x bad", "*"];
+    if (bad.listeners[0]) bad.listeners[0].trustedProxies = ["10.0.0.0/33", "proxy.example"];
+    const message = await problems(bad);
+    assert.match(message, /stripHeaders\[1\]: expected a header name/);
+    assert.match(message, /stripHeaders\[2\]: expected a header name/);
+    assert.doesNotMatch(message, /stripHeaders\[0\]/);
+    assert.match(
+      message,
+      /listeners\[0\]\.trustedProxies\[0\]: expected an IPv4 or IPv6 address or CIDR range/,
+    );
+    assert.match(
+      message,
+      /listeners\[0\]\.trustedProxies\[1\]: expected an IPv4 or IPv6 address or CIDR range/,
     );
   });
 });

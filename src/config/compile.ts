@@ -5,6 +5,8 @@ import { CertificateParseError } from "../identity/certificate.ts";
 import { compileCertificateMatch, MatcherConfigError } from "../identity/matchers.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
 import type { AuthPolicy, CertificateMatcher, TrustStore } from "../identity/types.ts";
+import { stripList } from "../proxy/request-headers.ts";
+import { TrustedProxies } from "../proxy/trusted-proxies.ts";
 import { normalizeName, normalizePattern } from "../routing/names.ts";
 import {
   type CompiledRoute,
@@ -78,6 +80,19 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       problems.add([...at, "public"], "a route is either public or has an auth policy, not both");
     } else if (!route.auth && !route.public) {
       problems.add(at, "a route without an auth policy must say `public: true` (deny by default)");
+    } else if (
+      route.public &&
+      !route.publicBehindHandshake &&
+      config.listeners.every((l) => l.clientAuth === "handshake")
+    ) {
+      // Nothing without a certificate passes a handshake-mode listener: "public" would silently mean
+      // "any trusted certificate". Say so, and let the operator write what is meant.
+      problems.add(
+        [...at, "public"],
+        "every listener has `clientAuth: handshake`, so a client without a certificate can never reach this " +
+          "public route; add a listener with `clientAuth: application` (or `off`) to serve it, or set " +
+          "`publicBehindHandshake: true` to serve it to any client whose certificate passes the handshake",
+      );
     } else if (route.auth) {
       const stores = route.auth.trustStores
         .map((name, j) => storeRef(name, [...at, "auth", "trustStores", j]))
@@ -110,7 +125,12 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       if (host === undefined) problems.add([...at, "hosts", j], `not a valid host name: "${raw}"`);
       return host ?? "";
     });
-    const compiled: CompiledRoute = Object.freeze({ name: route.name, service: route.service, policy });
+    const compiled: CompiledRoute = Object.freeze({
+      name: route.name,
+      service: route.service,
+      policy,
+      allowAmbiguousPaths: route.allowAmbiguousPaths,
+    });
     routeSpecs.push({ route: compiled, hosts, paths: route.paths, methods: route.methods });
   });
 
@@ -151,6 +171,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         policy: Object.freeze({ id: `listener:${spec.name}#${generation}`, trustStores: stores }),
         limits: spec.limits,
         diagnosticsPath: spec.diagnostics?.path,
+        trustedProxies: new TrustedProxies(spec.trustedProxies),
       }),
     );
   });
@@ -215,8 +236,10 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     })),
     routes,
     identityHeaders: config.identityHeaders,
+    stripHeaders: stripList(config.stripHeaders),
     admin,
     store: { ...config.store, url: storeUrl(ctx, config.store.url) },
     logLevel: config.log.level,
+    denialSampling: { intervalMs: config.log.denials.interval, perInterval: config.log.denials.perInterval },
   });
 }

@@ -1,8 +1,12 @@
 // The compiled config: frozen runtime objects, types only. `compile.ts` builds them from a validated config.
+
+import type { DenialSampling } from "../gateway/denial-log.ts";
 import type { Certificate } from "../identity/certificate.ts";
 import type { ChainLimits } from "../identity/limits.ts";
 import type { AuthPolicy, TrustStore } from "../identity/types.ts";
 import type { IdentityHeaderOptions } from "../proxy/identity-headers.ts";
+import type { HeaderPatterns } from "../proxy/request-headers.ts";
+import type { TrustedProxies } from "../proxy/trusted-proxies.ts";
 import type { UpstreamOptions } from "../proxy/upstream.ts";
 import type { RouteTable } from "../routing/route-table.ts";
 import type { ClientAuthMode, Config, ListenerConfig } from "./schema.ts";
@@ -31,6 +35,8 @@ export interface CompiledListener {
   readonly limits: ListenerConfig["limits"];
   /** Path of the installer diagnostics endpoint; undefined when off. */
   readonly diagnosticsPath: string | undefined;
+  /** Peers whose X-Forwarded-For and Via are extended rather than replaced; absent means none. */
+  readonly trustedProxies?: TrustedProxies;
 }
 
 export interface CompiledConfig {
@@ -45,9 +51,12 @@ export interface CompiledConfig {
   readonly services: readonly UpstreamOptions[];
   readonly routes: RouteTable;
   readonly identityHeaders: IdentityHeaderOptions;
+  /** Client headers never forwarded: the built-in list plus the config's stripHeaders. */
+  readonly stripHeaders: HeaderPatterns;
   readonly admin: CompiledAdmin | undefined;
   readonly store: Config["store"] & { readonly url: string };
   readonly logLevel: Config["log"]["level"];
+  readonly denialSampling: DenialSampling;
 }
 
 export interface CompiledAdmin {

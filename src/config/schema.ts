@@ -8,6 +8,8 @@ import {
   KNOWN_CURVES,
 } from "../identity/algorithm-policy.ts";
 import { DEFAULT_CHAIN_LIMITS } from "../identity/limits.ts";
+import { HEADER_PATTERN } from "../proxy/request-headers.ts";
+import { parseCidr } from "../proxy/trusted-proxies.ts";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -42,10 +44,20 @@ const limits = z.strictObject({
   headersTimeout: duration.default(10_000),
   /** Idle time after which an authenticated connection is closed. */
   idleTimeout: duration.default(120_000),
-  /** Idle time after which a connection without a valid certificate is closed. */
+  /**
+   * Idle time after which an unauthenticated connection is closed: no valid certificate, or an identity
+   * denied on it (suspended, unregistered, revoked …), whatever it sent before.
+   */
   unauthenticatedIdleTimeout: duration.default(5_000),
-  /** Concurrent connections without a valid certificate; more are closed at the handshake. */
+  /**
+   * Concurrent unauthenticated connections; a new one evicts the one idle the longest, and is closed
+   * at the handshake only when every one has a request in flight.
+   */
   maxUnauthenticatedConnections: z.number().int().positive().default(256),
+  /** Concurrent connections presenting one certificate; a new one evicts the one idle the longest. */
+  maxConnectionsPerIdentity: z.number().int().positive().default(8),
+  /** A connection whose last this-many requests were all refused (401/403, 400, 404, 421) is closed. */
+  maxRefusedRequests: z.number().int().positive().default(10),
   /** Concurrent connections in all. */
   maxConnections: z.number().int().positive().default(10_000),
 });
@@ -71,6 +83,20 @@ const listener = z.strictObject({
   /** Trust stores asked for in the handshake; absent means every store that a route names. */
   trustStores: z.array(name).min(1).optional(),
   limits: limits.default(limits.parse({})),
+  /**
+   * Direct peers (IPv4/IPv6 addresses or CIDR ranges) whose X-Forwarded-For and Via are extended; from any other
+   * peer they are replaced. Empty: no peer is trusted.
+   */
+  trustedProxies: z
+    .array(
+      z
+        .string()
+        .refine(
+          (text) => parseCidr(text) !== undefined,
+          "expected an IPv4 or IPv6 address or CIDR range, such as 10.0.0.0/8 or fd00::/8",
+        ),
+    )
+    .default([]),
   /** Installer diagnostics: JSON about this connection on this path; absent means off. */
   diagnostics: z
     .strictObject({ path: z.string().regex(/^\/[^?#\s]*$/, "expected a path starting with '/'") })
@@ -239,6 +265,16 @@ const route = z.strictObject({
   /** Required unless `public: true`: deny by default. */
   auth: authPolicy.optional(),
   public: z.boolean().default(false),
+  /**
+   * Forward paths an upstream could read differently (a dot segment with `;` parameters such as `..;`, or a
+   * double-encoded `%252e`, `%252f`, `%255c`) instead of answering 400, while every reading stays on this route.
+   */
+  allowAmbiguousPaths: z.boolean().default(false),
+  /**
+   * A public route on a config whose listeners all have `clientAuth: handshake` is refused at load (no client
+   * without a certificate could reach it); true accepts it, served to any client that passes the handshake.
+   */
+  publicBehindHandshake: z.boolean().default(false),
 });
 
 const identityHeaders = z.strictObject({
@@ -283,6 +319,11 @@ const store = z.strictObject({
   lastSeenInterval: duration.default(10_000),
 });
 
+const denialSampling = z.strictObject({
+  interval: duration.refine((ms) => ms >= 1, "expected at least 1ms").default(10_000),
+  perInterval: z.number().int().min(0).max(1_000_000).default(5),
+});
+
 /** What a client may present and what one uncached decision may cost; beyond it, `chain_too_complex`. */
 const chainLimits = z.strictObject({
   /** Certificates a client may present, the leaf included. */
@@ -309,13 +350,30 @@ export const configSchema = z.strictObject({
   services: z.array(service).min(1),
   routes: z.array(route).min(1),
   identityHeaders: identityHeaders.default(identityHeaders.parse({})),
+  /** Client headers never forwarded, added to the built-in list: names, or `prefix*`; any case, `_` read as `-`. */
+  stripHeaders: z
+    .array(
+      z
+        .string()
+        .regex(
+          HEADER_PATTERN,
+          "expected a header name, or a header name prefix ending in '*' (such as x-internal-*)",
+        ),
+    )
+    .default([]),
   admin: admin.optional(),
   store: store.default(store.parse({})),
   log: z
     .strictObject({
       level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+      /**
+       * Lines for refusals (denied requests, refused connections, failed handshakes) per source — a trusted
+       * certificate, else the client's address — and interval; the rest are counted and reported in the
+       * source's next line as `suppressed`.
+       */
+      denials: denialSampling.default(denialSampling.parse({})),
     })
-    .default({ level: "info" }),
+    .default({ level: "info", denials: denialSampling.parse({}) }),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

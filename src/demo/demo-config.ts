@@ -45,7 +45,15 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         // A registered, active device: unregistered-device is refused with unknown_device.
         auth: { trustStores: ["devices"], registry: "required" },
       },
-      { name: "public-echo", hosts: DEMO_HOSTS, paths: ["/public/echo"], service: "echo", public: true },
+      {
+        name: "public-echo",
+        hosts: DEMO_HOSTS,
+        paths: ["/public/echo"],
+        service: "echo",
+        public: true,
+        // In handshake mode only clients with a trusted certificate get this far.
+        ...(options.mode === "handshake" ? { publicBehindHandshake: true } : {}),
+      },
     ],
     admin: { host: "127.0.0.1", port: options.adminPort, tokenFile: "admin.token" },
     store: { url: options.store },

@@ -9,14 +9,14 @@ import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { noteDecision } from "./authorize.ts";
 import type { DecisionLog } from "./decision-log.ts";
-import type { Logger } from "./log.ts";
+import type { DenialLog } from "./denial-log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export interface AdmissionDeps {
   readonly authenticator: Authenticator;
   readonly chains: PresentedChains;
   readonly sessionNames: SessionNames;
-  readonly logger: Logger;
+  readonly denials: DenialLog;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
 }
@@ -33,13 +33,22 @@ export function admitConnection(
     deps.sessionNames,
     deps.authenticator.limits,
   );
-  const state: ConnectionState = { identity, decisions: new Map(), authenticated: false };
+  const peer = socket.remoteAddress ?? "";
+  const state: ConnectionState = {
+    identity,
+    decisions: new Map(),
+    authenticated: false,
+    refusedInARow: 0,
+    peer,
+    source: `address ${peer}`,
+  };
   if (listener.clientAuth === "off") return state;
   // Judged with the revocation data loaded now: a status that needs fetching (OCSP, distribution points)
   // is not waited for here but decided per request, where the route's policy fetches it.
   const decided = deps.authenticator.decide(identity, listener.policy, new Date());
   const verdict = !decided.allow && decided.reason === "revocation_unknown" ? undefined : decided;
   state.authenticated = verdict?.allow ?? true;
+  if (state.authenticated && identity.leaf) state.source = `certificate ${identity.leaf.fingerprint}`;
   if (listener.clientAuth !== "handshake") return state;
   // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
   const opensslVerified = !listener.sendCaNames || socket.authorized;
@@ -58,6 +67,6 @@ export function admitConnection(
     { listener: listener.name, now: new Date() },
   );
   deps.metrics.recordHandshakeFailure(listener.name, record.reason);
-  deps.logger.info(record, "connection refused");
+  deps.denials.log(state.source, "connection refused", { ...record, peer });
   return undefined;
 }

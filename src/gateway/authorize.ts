@@ -13,6 +13,7 @@ import {
   type DecisionRecord,
   toDecisionRecord,
 } from "./decision-log.ts";
+import type { DenialLog } from "./denial-log.ts";
 import type { Logger } from "./log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
@@ -36,6 +37,7 @@ export interface AuthorizeDeps {
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  readonly denials: DenialLog;
 }
 
 export interface AuthorizeContext {
@@ -105,7 +107,10 @@ function conclude(
     now,
   });
   if (verdict.allow) return verdict;
-  deps.logger.info(record, reportOnly ? "request would be denied (report-only)" : "request denied");
+  deps.denials.log(state.source, reportOnly ? "request would be denied (report-only)" : "request denied", {
+    ...record,
+    peer: state.peer,
+  });
   return reportOnly ? { allow: true, identity: undefined } : verdict;
 }
 

@@ -20,6 +20,7 @@ import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
 import { ConfigWatcher } from "./config-watcher.ts";
 import { DecisionLog } from "./decision-log.ts";
+import { DenialLog } from "./denial-log.ts";
 import { DeviceRegistry } from "./device-registry.ts";
 import type { Logger } from "./log.ts";
 import { GatewayMetrics } from "./metrics.ts";
@@ -44,6 +45,7 @@ const CRL_POLL_MS = 1_000;
 /** What outlives a reload: the log, the decision log, the metrics and the device registry. */
 interface Observability {
   readonly logger: Logger;
+  readonly denials: DenialLog;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
   readonly registry: DeviceRegistry | undefined;
@@ -70,6 +72,7 @@ async function buildRuntime(config: CompiledConfig, o: Observability): Promise<R
   });
   return {
     logger: o.logger,
+    denials: o.denials,
     decisions: o.decisions,
     metrics: o.metrics,
     registry: o.registry,
@@ -116,6 +119,7 @@ function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | 
 
 export class Gateway implements Observability {
   readonly logger: Logger;
+  readonly denials: DenialLog;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
   #registry: DeviceRegistry | undefined;
@@ -135,6 +139,9 @@ export class Gateway implements Observability {
     this.logger = logger;
     this.decisions = new DecisionLog(config.admin?.decisionsKept ?? 1000);
     this.metrics = new GatewayMetrics();
+    this.denials = new DenialLog(logger, config.denialSampling, (event) =>
+      this.metrics.logLinesSuppressed.inc({ event }),
+    );
     // Under --workers the primary aggregates every worker's metrics: each series says which worker.
     if (cluster.isWorker) this.metrics.registry.setDefaultLabels({ worker: String(cluster.worker?.id) });
   }
@@ -194,17 +201,25 @@ export class Gateway implements Observability {
             authenticator: this.#runtime.authenticator,
             chains: this.#chains,
             sessionNames: this.#sessionNames,
-            logger,
+            denials: this.denials,
             decisions: this.decisions,
             metrics: this.metrics,
           }),
         trackConnection: (current, authenticated) =>
           this.metrics.trackConnection(current.name, authenticated),
+        limitHit: (current, limit, action) =>
+          this.metrics.connectionLimitHits.inc({ listener: current.name, limit, action }),
         request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
         handshakeFailed: (error, socket, current) => {
           const reason = reasonForHandshakeError(error, socket.authorizationError);
           this.metrics.recordHandshakeFailure(current.name, reason);
-          logger.info({ listener: current.name, reason, error: error.message }, "handshake failed");
+          const peer = socket.remoteAddress ?? "";
+          this.denials.log(`address ${peer}`, "handshake failed", {
+            listener: current.name,
+            reason,
+            error: error.message,
+            peer,
+          });
         },
       });
       this.#listeners.push(server);
@@ -276,6 +291,7 @@ export class Gateway implements Observability {
     }
     this.#runtime = next;
     this.logger.level = next.config.logLevel;
+    this.denials.configure(next.config.denialSampling);
     for (const commit of commits) commit();
     void retire(current, UPSTREAM_RETIRE_MS);
     this.#watcher?.watch(next.config.files);

@@ -84,11 +84,14 @@ test("GatewayMetrics: handshake failures, connections, revocation soft failures,
   const metrics = new GatewayMetrics({ defaultMetrics: false });
   metrics.recordHandshakeFailure("mtls", "untrusted_issuer");
   metrics.recordHandshakeFailure("mtls", undefined);
-  const closeA = metrics.trackConnection("main", true);
-  const closeB = metrics.trackConnection("main", true);
-  metrics.trackConnection("main", false);
-  closeA();
-  closeA(); // a second close must not count twice
+  const a = metrics.trackConnection("main", true);
+  const b = metrics.trackConnection("main", true);
+  const c = metrics.trackConnection("main", true);
+  c.standing(false); // denied: the connection moves to authenticated="false"
+  c.standing(false);
+  a.close();
+  a.close(); // a second close must not count twice
+  a.standing(false); // nor a change after it closed
   metrics.revocationSoftFailures.inc({ store: "acme" });
   metrics.registryLookups.inc({ result: "hit" });
   metrics.registryLookups.inc({ result: "miss" });
@@ -104,7 +107,7 @@ test("GatewayMetrics: handshake failures, connections, revocation soft failures,
   ]) {
     assert.ok(text.includes(series), `missing ${series}`);
   }
-  closeB();
+  b.close();
   assert.ok(
     (await metrics.text()).includes('portcullis_connections{listener="main",authenticated="true"} 0'),
   );

@@ -28,6 +28,14 @@ function statusLabel(status: number): string {
   return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : "other";
 }
 
+/** One open connection in the `portcullis_connections` gauge. */
+export interface ConnectionTracker {
+  /** The connection's standing changed (idempotent). */
+  standing(authenticated: boolean): void;
+  /** The connection closed (idempotent). */
+  close(): void;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly decisions: Counter<"result" | "reason" | "route" | "enforced">;
@@ -37,6 +45,8 @@ export class GatewayMetrics {
   readonly revocationSoftFailures: Counter<"store">;
   readonly registryLookups: Counter<"result">;
   readonly chainLimitHits: Counter<"limit">;
+  readonly connectionLimitHits: Counter<"listener" | "limit" | "action">;
+  readonly logLinesSuppressed: Counter<"event">;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -62,7 +72,7 @@ export class GatewayMetrics {
     });
     this.connections = new Gauge({
       name: "portcullis_connections",
-      help: "Open client connections, by listener and whether they presented a valid certificate.",
+      help: "Open client connections, by listener and standing: authenticated while the identity is allowed.",
       labelNames: ["listener", "authenticated"],
       registers,
     });
@@ -76,6 +86,18 @@ export class GatewayMetrics {
       name: "portcullis_chain_limit_hits_total",
       help: "Uncached decisions stopped by a chainLimits entry (reason chain_too_complex), by limit.",
       labelNames: ["limit"],
+      registers,
+    });
+    this.connectionLimitHits = new Counter({
+      name: "portcullis_connection_limit_hits_total",
+      help: "Connections a listener limit closed: evicted (idle, to make room), refused (no room) or closed.",
+      labelNames: ["listener", "limit", "action"],
+      registers,
+    });
+    this.logLinesSuppressed = new Counter({
+      name: "portcullis_log_lines_suppressed_total",
+      help: "Refusal log lines not written because their source used up log.denials.perInterval, by event.",
+      labelNames: ["event"],
       registers,
     });
     this.registryLookups = new Counter({
@@ -110,15 +132,23 @@ export class GatewayMetrics {
     this.handshakeFailures.inc({ listener, reason: reason === undefined ? "tls" : reasonLabel(reason) });
   }
 
-  /** Tracks an open connection; call the returned function once when it closes. */
-  trackConnection(listener: string, authenticated: boolean): () => void {
-    const labels = { listener, authenticated: authenticated ? "true" : "false" };
-    this.connections.inc(labels);
-    let open = true;
-    return () => {
-      if (!open) return;
-      open = false;
-      this.connections.dec(labels);
+  /** Tracks an open connection: move it when its standing changes, close it once. */
+  trackConnection(listener: string, authenticated: boolean): ConnectionTracker {
+    const labels = (a: boolean) => ({ listener, authenticated: a ? "true" : "false" });
+    let current: boolean | undefined = authenticated;
+    this.connections.inc(labels(authenticated));
+    return {
+      standing: (a) => {
+        if (current === undefined || current === a) return;
+        this.connections.dec(labels(current));
+        this.connections.inc(labels(a));
+        current = a;
+      },
+      close: () => {
+        if (current === undefined) return;
+        this.connections.dec(labels(current));
+        current = undefined;
+      },
     };
   }
 

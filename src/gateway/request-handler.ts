@@ -3,12 +3,12 @@
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
 import { buildIdentityHeaders } from "../proxy/identity-headers.ts";
+import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
-import { normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
+import { ambiguousPathRefusal, normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
 import { sniAllowsHost } from "../routing/sni-binding.ts";
-import type { ConnectionState } from "../tls/connection-state.ts";
-import { connectionStateOf } from "../tls/connection-state.ts";
+import { type ConnectionState, connectionStateOf, noteAnswer } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
 import { socketOf } from "../tls/listener.ts";
 import { type AuthorizeDeps, authorize, noteDecision, type Verdict } from "./authorize.ts";
@@ -56,6 +56,7 @@ export function handleRequest(
   }
   const host = requestHost(req);
   if (!host) {
+    noteAnswer(state, "refused");
     sendJson(
       res,
       400,
@@ -72,12 +73,14 @@ export function handleRequest(
       { allow: false, reason: "sni_host_mismatch", detail },
       { listener: listener.name, host, now: new Date() },
     );
-    logger.info(record, "request denied");
+    deps.denials.log(state.source, "request denied", { ...record, peer: state.peer });
+    noteAnswer(state, "refused");
     sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
     return;
   }
   const target = normalizeRequestPath(req.url);
   if (!target) {
+    noteAnswer(state, "refused");
     sendJson(
       res,
       400,
@@ -93,24 +96,53 @@ export function handleRequest(
   const method = req.method ?? "GET";
   const match = deps.config.routes.find(host, method, target.path);
   if (!match) {
+    noteAnswer(state, "refused");
     sendJson(res, 404, { message: UPSTREAM_MESSAGES.notFound }, startedAt);
     return;
   }
   const { route } = match;
+  // Routed on the gateway's reading; a path an upstream could read otherwise goes on only where the route allows it.
+  const ambiguous = ambiguousPathRefusal(
+    target,
+    route,
+    (path) => deps.config.routes.find(host, method, path)?.route,
+  );
+  if (ambiguous !== undefined) {
+    noteAnswer(state, "refused");
+    sendJson(res, 400, { message: UPSTREAM_MESSAGES.badRequest, detail: ambiguous }, startedAt);
+    return;
+  }
   res.once("finish", () =>
     deps.metrics.observeRequest(route.name, res.statusCode, (performance.now() - startedAt) / 1000),
   );
   if (!route.policy) {
-    proxy(deps, req, res, { route: route.name, service: route.service, host, target, startedAt }, undefined);
+    noteAnswer(state, "passed");
+    proxy(
+      deps,
+      req,
+      res,
+      listener,
+      { route: route.name, service: route.service, host, target, startedAt },
+      undefined,
+    );
     return;
   }
   const verdict = authorize(deps, state, route.policy, { listener, route: route.name, host }, new Date());
   const proceed = (v: Verdict) => {
+    // A report-only denial passes without an identity: it neither grants nor costs standing.
+    noteAnswer(state, !v.allow ? "denied" : v.identity ? "allowed" : "passed");
     if (!v.allow) {
       sendDeny(res, v.reason, startedAt, listener.hideReason);
       return;
     }
-    proxy(deps, req, res, { route: route.name, service: route.service, host, target, startedAt }, v.identity);
+    proxy(
+      deps,
+      req,
+      res,
+      listener,
+      { route: route.name, service: route.service, host, target, startedAt },
+      v.identity,
+    );
   };
   if (verdict instanceof Promise) {
     verdict.then(proceed, (err: unknown) => {
@@ -134,6 +166,7 @@ function proxy(
   deps: RequestHandlerDeps,
   req: GatewayRequest,
   res: GatewayResponse,
+  listener: CompiledListener,
   to: ProxyTarget,
   identity: DeviceIdentity | undefined,
 ): void {
@@ -143,6 +176,7 @@ function proxy(
     return;
   }
   const identityHeaders = identity ? buildIdentityHeaders(identity, deps.config.identityHeaders) : {};
+  const clientAddress = normalizePeerAddress(socketOf(req)?.remoteAddress);
   upstream
     .forward({
       req,
@@ -150,7 +184,9 @@ function proxy(
       method: req.method ?? "GET",
       path: to.target.query === "" ? to.target.path : `${to.target.path}?${to.target.query}`,
       host: to.host,
-      clientAddress: socketOf(req)?.remoteAddress ?? "",
+      clientAddress,
+      trustedPeer: listener.trustedProxies?.has(clientAddress) ?? false,
+      stripHeaders: deps.config.stripHeaders,
       identityHeaders,
       startedAt: to.startedAt,
     })

@@ -83,15 +83,14 @@ function checkValidity(cert: Certificate, now: number, graceMs = 0): PathFailure
   return undefined;
 }
 
-/** Whether an EKU list allows `purpose` (no list: no restriction). */
+/**
+ * Whether an EKU list allows `purpose` (no list: no restriction). anyExtendedKeyUsage does not stand in for
+ * the purpose (RFC 5280 §4.2.1.12 lets an application require the purpose's own OID): OpenSSL refuses it for
+ * a TLS client, leaf and intermediates alike, so both client-auth modes judge such a certificate the same.
+ */
 function ekuAllows(eku: readonly string[] | undefined, purpose: Purpose): boolean {
   const required = REQUIRED_EKU[purpose];
-  return (
-    required === undefined ||
-    eku === undefined ||
-    eku.includes(required) ||
-    eku.includes(EKU.anyExtendedKeyUsage)
-  );
+  return required === undefined || eku === undefined || eku.includes(required);
 }
 
 interface LinkContext {

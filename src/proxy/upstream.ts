@@ -10,7 +10,12 @@ import {
   sendJson,
   UPSTREAM_MESSAGES,
 } from "../gateway/respond.ts";
-import { buildUpstreamHeaders, hopByHopNames, type OutgoingHeaders } from "./request-headers.ts";
+import {
+  buildUpstreamHeaders,
+  type HeaderPatterns,
+  hopByHopNames,
+  type OutgoingHeaders,
+} from "./request-headers.ts";
 
 /** Milliseconds until the upstream's response headers arrived. */
 export const UPSTREAM_LATENCY_HEADER = "x-portcullis-upstream-latency";
@@ -40,7 +45,12 @@ export interface ForwardRequest {
   readonly path: string;
   /** The request's host as received, normalised (no port). */
   readonly host: string;
+  /** The direct peer's address (x-forwarded-for). */
   readonly clientAddress: string;
+  /** The peer is one of the listener's trusted proxies: its X-Forwarded-For and Via are extended. Default false. */
+  readonly trustedPeer?: boolean;
+  /** Client headers never forwarded (the defaults plus the config's stripHeaders); default the defaults. */
+  readonly stripHeaders?: HeaderPatterns;
   readonly identityHeaders: Readonly<Record<string, string>>;
   /** performance.now() at request start. */
   readonly startedAt: number;
@@ -173,6 +183,9 @@ export class Upstream {
         host: request.host,
         listenerPort: req.socket?.localPort,
         preserveHost: this.#options.preserveHost,
+        trustedPeer: request.trustedPeer ?? false,
+        strip: request.stripHeaders,
+        httpVersion: req.httpVersion,
       }),
       ...request.identityHeaders,
     };

@@ -11,6 +11,11 @@ export interface CompiledRoute {
   readonly service: string;
   /** Undefined only when the route is `public: true`. */
   readonly policy: AuthPolicy | undefined;
+  /**
+   * Forward paths an upstream could read differently (`..;`, `%252e`, see request-path.ts) instead of refusing
+   * them, as long as every reading stays on this route. Absent means false.
+   */
+  readonly allowAmbiguousPaths?: boolean;
 }
 
 export interface RouteSpec {

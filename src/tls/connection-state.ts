@@ -1,5 +1,5 @@
 // What the gateway knows about one TLS connection: the identity parsed once at the handshake, the verdicts
-// already reached on it, and whether it counts as authenticated. Stored on the socket under a symbol, so
+// already reached on it, its standing (authenticated or not) and how many requests in a row were refused. Stored on the socket under a symbol, so
 // that HTTP/1.1 (`req.socket`) and HTTP/2 (the session's socket proxy) requests both reach it.
 import type { ConnectionIdentity, Decision } from "../identity/types.ts";
 
@@ -9,8 +9,21 @@ export interface ConnectionState {
   readonly identity: ConnectionIdentity;
   /** Verdicts by auth policy id, computed once per connection and chain, with the revocation epoch. */
   readonly decisions: Map<string, { readonly decision: Decision; readonly epoch: number }>;
-  /** True once the chain verified against a trust store of the listener. */
+  /**
+   * The connection's standing: set at the handshake when the chain verified against a trust store of the
+   * listener; cleared by a denial (suspended, unregistered, revoked, not matched …), set again by an allowed
+   * request. A connection that is not authenticated gets the listener's unauthenticated limits.
+   */
   authenticated: boolean;
+  /** Requests in a row the gateway refused on this connection (denied, or 400/404/421). */
+  refusedInARow: number;
+  /** The client's address as the socket reports it. */
+  readonly peer: string;
+  /**
+   * Who the refusals on this connection are logged for (sampled per source): the certificate when its
+   * chain verified (a client cannot mint those), else the client's address.
+   */
+  source: string;
   /** The registry device this connection authenticated as, so its connections can be closed at once. */
   deviceId?: string;
 }
@@ -23,4 +36,21 @@ export function attachConnectionState(socket: object, state: ConnectionState): v
 
 export function connectionStateOf(socket: object | null | undefined): ConnectionState | undefined {
   return socket ? (socket as Carrier)[kState] : undefined;
+}
+
+/** What the gateway answered a request with, as far as the connection's standing is concerned. */
+export type Answer =
+  /** The route's auth policy allowed the identity: the connection is authenticated. */
+  | "allowed"
+  /** The route's auth policy denied the identity: the connection loses its standing. */
+  | "denied"
+  /** Refused before any policy (bad request, no route, SNI/Host mismatch): standing unchanged. */
+  | "refused"
+  /** Passed to the upstream without a policy (a public route). */
+  | "passed";
+
+export function noteAnswer(state: ConnectionState, answer: Answer): void {
+  if (answer === "allowed") state.authenticated = true;
+  else if (answer === "denied") state.authenticated = false;
+  state.refusedInARow = answer === "denied" || answer === "refused" ? state.refusedInARow + 1 : 0;
 }

@@ -12,6 +12,7 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
 import { capturePeerChainEarly } from "./connection-identity.ts";
+import { ConnectionSlots, type Slot, type SlotLimit } from "./connection-slots.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
 
@@ -22,16 +23,39 @@ export interface ListenerHooks {
   /** Judges a new TLS connection; undefined closes it before any HTTP byte is read. */
   admit(socket: TLSSocket, listener: CompiledListener): ConnectionState | undefined;
   request(req: GatewayRequest, res: GatewayResponse, listener: CompiledListener): void;
-  /** Counts an open connection; the returned function is called once when it closes. */
-  trackConnection(listener: CompiledListener, authenticated: boolean): () => void;
+  /** Counts an open connection by standing; the tracker follows its changes and its close. */
+  trackConnection(listener: CompiledListener, authenticated: boolean): ConnectionTracker;
+  /** A connection a limit closed: evicted (idle, to make room), refused (no room) or closed. */
+  limitHit(
+    listener: CompiledListener,
+    limit: ConnectionLimit,
+    action: "evicted" | "refused" | "closed",
+  ): void;
   /** A handshake that failed (handshake mode: bad or missing certificate). */
   handshakeFailed(error: Error, socket: TLSSocket, listener: CompiledListener): void;
 }
 
+export type ConnectionLimit = SlotLimit | "maxRefusedRequests";
+
+export interface ConnectionTracker {
+  standing(authenticated: boolean): void;
+  close(): void;
+}
+
+const kTracked = Symbol("portcullis.tracked");
+type TrackedCarrier = { [kTracked]?: Tracked };
+
+/** Read through a symbol: an HTTP/2 session's `socket` is a proxy of the TLS socket, never equal to it. */
+function trackedOf(socket: object | undefined): Tracked | undefined {
+  return socket ? (socket as TrackedCarrier)[kTracked] : undefined;
+}
+
 interface Tracked {
-  inFlight: number;
-  /** Counted against maxUnauthenticatedConnections, with the short idle timeout. */
-  limited: boolean;
+  readonly slot: Slot;
+  readonly state: ConnectionState;
+  readonly tracker: ConnectionTracker;
+  /** Set when the connection speaks HTTP/2. */
+  session?: Http2Session;
 }
 
 export class ListenerServer {
@@ -40,11 +64,16 @@ export class ListenerServer {
   readonly #server: Http2SecureServer;
   readonly #sockets = new Map<TLSSocket, Tracked>();
   readonly #sessions = new Set<Http2Session>();
-  #unauthenticated = 0;
+  readonly #slots: ConnectionSlots;
+  readonly #hooks: ListenerHooks;
   #draining = false;
 
   constructor(listener: CompiledListener, hooks: ListenerHooks) {
     this.#listener = listener;
+    this.#hooks = hooks;
+    this.#slots = new ConnectionSlots({
+      limitHit: (limit, action) => hooks.limitHit(this.#listener, limit, action),
+    });
     this.#sni = buildSniSelector(listener);
     // Limits that Node reads once at creation; a reload that changes them needs a restart.
     const { limits } = listener;
@@ -78,23 +107,25 @@ export class ListenerServer {
       this.#sessions.add(session);
       session.once("close", () => this.#sessions.delete(session));
       // An HTTP/2 session reads its socket natively, so idleness is measured on the session.
-      const state = connectionStateOf(session.socket);
-      const current = this.#listener;
-      const limited = current.clientAuth === "application" && !state?.authenticated;
-      session.setTimeout(
-        limited ? current.limits.unauthenticatedIdleTimeout : current.limits.idleTimeout,
-        () => session.close(),
-      );
+      const tracked = trackedOf(session.socket);
+      if (tracked) {
+        tracked.session = session;
+        session.on("timeout", () => session.close());
+        this.#applyIdleTimeout(tracked);
+      }
       if (this.#draining) session.close();
     });
     this.#server.on("request", (req: GatewayRequest, res: GatewayResponse) => {
       const socket = socketOf(req);
-      const tracked = socket ? this.#sockets.get(socket) : undefined;
+      const tracked = trackedOf(socket);
       if (tracked) {
-        tracked.inFlight++;
+        this.#slots.requestStarted(tracked.slot);
+        // After Node's own 'finish' handler, which sets the keep-alive timeout on HTTP/1.1.
+        res.once("finish", () => this.#afterAnswer(tracked));
         res.once("close", () => {
-          tracked.inFlight--;
-          if (this.#draining && tracked.inFlight === 0 && socket && req.httpVersionMajor === 1) socket.end();
+          this.#slots.requestEnded(tracked.slot);
+          if (this.#draining && tracked.slot.inFlight === 0 && socket && req.httpVersionMajor === 1)
+            socket.end();
         });
       }
       if (this.#draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
@@ -137,30 +168,72 @@ export class ListenerServer {
       socket.destroy();
       return;
     }
-    const { limits } = this.#listener;
+    const listener = this.#listener;
     // Connections without a valid certificate (application mode) reach the HTTP parser: keep them few.
-    const limited = this.#listener.clientAuth === "application" && !state.authenticated;
-    if (limited && this.#unauthenticated >= limits.maxUnauthenticatedConnections) {
+    const slot = this.#slots.admit(
+      socket,
+      state.identity.leaf?.fingerprint,
+      isLimited(listener, state),
+      listener.limits,
+    );
+    if (!slot) {
       socket.destroy();
       return;
     }
     attachConnectionState(socket, state);
-    const tracked: Tracked = { inFlight: 0, limited };
+    const tracked: Tracked = { slot, state, tracker: hooks.trackConnection(listener, state.authenticated) };
     this.#sockets.set(socket, tracked);
-    if (limited) this.#unauthenticated++;
+    (socket as TrackedCarrier)[kTracked] = tracked;
     if (!isHttp2(socket)) {
-      // Also after each answer: Node keeps a socket timeout set here across keep-alive exchanges.
-      socket.setTimeout(limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout);
+      this.#applyIdleTimeout(tracked);
       socket.on("timeout", () => {
-        if (tracked.inFlight === 0) socket.destroy();
+        if (tracked.slot.inFlight === 0) socket.destroy();
       });
     }
-    const untrack = hooks.trackConnection(this.#listener, state.authenticated);
     socket.once("close", () => {
-      untrack();
+      tracked.tracker.close();
+      this.#slots.release(slot);
       this.#sockets.delete(socket);
-      if (tracked.limited) this.#unauthenticated--;
     });
+  }
+
+  /**
+   * After each answer: the connection's standing may have changed (a denial costs it, an allowed request
+   * restores it), so its pool and idle timeout follow; too many refusals in a row close it.
+   */
+  #afterAnswer(tracked: Tracked): void {
+    const { slot, state, tracker } = tracked;
+    if (slot.released) return;
+    const listener = this.#listener;
+    const { limits } = listener;
+    if (state.refusedInARow >= limits.maxRefusedRequests) {
+      this.#hooks.limitHit(listener, "maxRefusedRequests", "closed");
+      this.#closeGracefully(tracked);
+      return;
+    }
+    const limited = isLimited(listener, state);
+    if (limited !== slot.limited) {
+      if (!this.#slots.setLimited(slot, limited, limits)) {
+        this.#closeGracefully(tracked);
+        return;
+      }
+      tracker.standing(state.authenticated);
+    }
+    this.#applyIdleTimeout(tracked);
+  }
+
+  /** The idle timeout of the connection's standing, set again after each answer (Node resets it). */
+  #applyIdleTimeout({ slot, session }: Tracked): void {
+    const { limits } = this.#listener;
+    const ms = slot.limited ? limits.unauthenticatedIdleTimeout : limits.idleTimeout;
+    if (session) session.setTimeout(ms);
+    else slot.socket.setTimeout(ms);
+  }
+
+  /** Ends the connection once what was answered is sent: HTTP/2 with GOAWAY, HTTP/1.1 with FIN. */
+  #closeGracefully({ slot, session }: Tracked): void {
+    if (session) session.close();
+    else slot.socket.end();
   }
 
   get server(): Http2SecureServer {
@@ -208,7 +281,7 @@ export class ListenerServer {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const session of this.#sessions) session.close();
     for (const [socket, tracked] of this.#sockets)
-      if (tracked.inFlight === 0 && !isHttp2(socket)) socket.end();
+      if (tracked.slot.inFlight === 0 && !isHttp2(socket)) socket.end();
     const timer = setTimeout(() => {
       for (const session of this.#sessions) session.destroy();
       for (const socket of this.#sockets.keys()) socket.destroy();
@@ -217,6 +290,11 @@ export class ListenerServer {
     await closed;
     clearTimeout(timer);
   }
+}
+
+/** Whether the connection belongs in the unauthenticated pool (never on a listener without client auth). */
+function isLimited(listener: CompiledListener, state: ConnectionState): boolean {
+  return listener.clientAuth !== "off" && !state.authenticated;
 }
 
 function isHttp2(socket: TLSSocket): boolean {

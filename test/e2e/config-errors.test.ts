@@ -77,6 +77,17 @@ describe("config errors stop start-up with exit code 2", () => {
     }
   });
 
+  test("a public route behind handshake-mode listeners only is refused, with the way out", async () => {
+    await expectProblem(
+      mutated((c) => {
+        for (const l of c.listeners) l.clientAuth = "handshake";
+      }),
+      "routes[1].public",
+      "a client without a certificate can never reach this public route",
+      "publicBehindHandshake: true",
+    );
+  });
+
   test("an unknown top-level key is named", async () => {
     await expectProblem(
       mutated((c) => {

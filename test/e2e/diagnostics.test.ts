@@ -79,6 +79,32 @@ describe("diagnostics endpoint", () => {
     assert.doesNotMatch(r.body, /"reason"|"detail"/);
   });
 
+  test("hideReason: a refused device gets Kong's message alone; the decision log keeps the reason", async () => {
+    const r = await curl({
+      port: gw.ports.hidden ?? 0,
+      dir: tmp.dir,
+      device: "expired-device",
+      path: "/echo",
+    });
+    assert.equal(r.status, 401, r.body);
+    assert.deepEqual(r.json(), { message: "TLS certificate failed verification" });
+    const shown = await curl({
+      port: gw.ports.on ?? 0,
+      dir: tmp.dir,
+      device: "expired-device",
+      path: "/echo",
+    });
+    assert.equal(
+      shown.json<{ reason?: string }>().reason,
+      "certificate_expired",
+      "a listener without it tells",
+    );
+    assert.match(
+      gw.output(),
+      /"listener":"hidden"[^\n]*"reason":"certificate_expired"|"reason":"certificate_expired"[^\n]*"listener":"hidden"/,
+    );
+  });
+
   test("off unless configured: the path is proxied like any other", async () => {
     const r = await curl({ port: gw.ports.off ?? 0, dir: tmp.dir, device: "device", path: PATH });
     assert.equal(r.status, 200, r.body);

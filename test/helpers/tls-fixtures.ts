@@ -29,6 +29,7 @@ export interface TlsFixtures {
   readonly serverAuthDevice: { cert: string; key: string };
   /** A CA:TRUE leaf (EKU clientAuth) under the demo root: OpenSSL accepts it, the engine says wrong_purpose. */
   readonly caLeafDevice: { cert: string; key: string };
+  readonly anyEkuDevice: { cert: string; key: string };
 }
 
 /** Reads a fixture file (relative to dir) as text. */
@@ -90,6 +91,11 @@ export async function createTlsFixtures(dir: string): Promise<TlsFixtures> {
     ca: true,
     eku: x509.ExtendedKeyUsage.clientAuth,
   });
+  // anyExtendedKeyUsage alone: OpenSSL refuses it for a client, and so does the engine (one rule, both modes).
+  const anyEkuDevice = await issueOddLeaf(dir, "anyeku-device", pkiA.intermediate, {
+    ca: false,
+    eku: "2.5.29.37.0",
+  });
   return {
     demo,
     otherServer: { cert: "other-server.crt", key: "other-server.key" },
@@ -98,5 +104,6 @@ export async function createTlsFixtures(dir: string): Promise<TlsFixtures> {
     deviceB: { cert: "device-b.crt", key: "device-b.key" },
     serverAuthDevice,
     caLeafDevice,
+    anyEkuDevice,
   };
 }
