@@ -1,7 +1,8 @@
 // A client of the admin API (used by `portcullis devices`): undici with the bearer token, optional TLS
 // trust and client certificate, and every non-2xx answer turned into an AdminApiError carrying the body's
-// message and field errors.
+// message and field errors. An import asks for the streamed answer (progress lines, then the result).
 import type { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import { Agent, type Dispatcher, request } from "undici";
 import type { DeviceJson } from "./device-json.ts";
 
@@ -56,6 +57,32 @@ interface ErrorJson {
   errorCount?: number;
 }
 
+/** A progress line of a streamed import answer (docs/admin-api.md). */
+export type ImportProgressJson =
+  | {
+      readonly phase: "validating";
+      readonly lines: number;
+      readonly bytes: number;
+      readonly errorCount: number;
+    }
+  | { readonly phase: "writing"; readonly written: number; readonly total: number };
+
+export interface ImportResultJson {
+  readonly imported: number;
+  /** How long the server took, when it said (streamed answers). */
+  readonly durationMs?: number;
+}
+
+/** The last line of a streamed import answer. */
+interface ImportEndJson extends ErrorJson {
+  phase: "done" | "failed";
+  status?: number;
+  imported?: number;
+  durationMs?: number;
+}
+
+type RequestBody = { json: unknown } | { stream: Readable; type: string; length?: number };
+
 export class AdminClient {
   readonly #base: URL;
   readonly #token: string;
@@ -74,9 +101,19 @@ export class AdminClient {
   async call<T>(
     method: Dispatcher.HttpMethod,
     path: string,
-    body?: { json: unknown } | { stream: Readable; type: string; length?: number },
+    body?: RequestBody,
     headers: Record<string, string> = {},
   ): Promise<T> {
+    return this.#answer<T>(await this.#request(method, path, body, headers));
+  }
+
+  async #request(
+    method: Dispatcher.HttpMethod,
+    path: string,
+    body: RequestBody | undefined,
+    headers: Record<string, string>,
+    accept = "application/json",
+  ): Promise<Dispatcher.ResponseData> {
     const url = new URL(
       path.replace(/^\//, ""),
       this.#base.href.endsWith("/") ? this.#base : `${this.#base.href}/`,
@@ -84,7 +121,7 @@ export class AdminClient {
     const all: Record<string, string> = {
       ...headers,
       authorization: `Bearer ${this.#token}`,
-      accept: "application/json",
+      accept,
     };
     let payload: string | Readable | undefined;
     if (body && "json" in body) {
@@ -95,13 +132,20 @@ export class AdminClient {
       all["content-type"] = body.type;
       if (body.length !== undefined) all["content-length"] = String(body.length);
     }
-    let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method, headers: all, body: payload, dispatcher: this.#dispatcher });
+      return await request(url, { method, headers: all, body: payload, dispatcher: this.#dispatcher });
     } catch (err) {
-      const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      throw new AdminApiError(0, `cannot reach the admin API at ${this.#base.origin}: ${cause}`);
+      throw this.#unreachable(err);
     }
+  }
+
+  #unreachable(err: unknown): AdminApiError {
+    const cause = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    return new AdminApiError(0, `cannot reach the admin API at ${this.#base.origin}: ${cause}`);
+  }
+
+  /** The parsed body of a 2xx answer; any other status becomes an AdminApiError. */
+  async #answer<T>(res: Dispatcher.ResponseData): Promise<T> {
     const text = await res.body.text();
     let parsed: unknown;
     try {
@@ -142,8 +186,64 @@ export class AdminClient {
     return this.call("DELETE", `/devices/${encodeURIComponent(id)}`);
   }
 
-  importDevices(stream: Readable, length?: number): Promise<{ imported: number }> {
-    return this.call("POST", "/devices/import", { stream, type: "application/x-ndjson", length });
+  /**
+   * POST /devices/import with the streamed answer: `onProgress` gets each progress line as it arrives. A
+   * server that answers plain JSON (an older one) is understood too.
+   */
+  async importDevices(
+    stream: Readable,
+    length?: number,
+    onProgress?: (progress: ImportProgressJson) => void,
+  ): Promise<ImportResultJson> {
+    const res = await this.#request(
+      "POST",
+      "/devices/import",
+      { stream, type: "application/x-ndjson", length },
+      {},
+      "application/x-ndjson, application/json;q=0.9",
+    );
+    const type = String(res.headers["content-type"] ?? "");
+    if (res.statusCode !== 200 || !type.startsWith("application/x-ndjson")) return this.#answer(res);
+    let end: ImportEndJson | undefined;
+    const decoder = new StringDecoder("utf8");
+    let buffered = "";
+    const take = (line: string) => {
+      if (line.trim() === "") return;
+      let value: ImportEndJson | ImportProgressJson;
+      try {
+        value = JSON.parse(line) as ImportEndJson | ImportProgressJson;
+      } catch {
+        return;
+      }
+      if (value.phase === "done" || value.phase === "failed") end = value;
+      else onProgress?.(value as ImportProgressJson);
+    };
+    try {
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        buffered += decoder.write(chunk);
+        for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+          take(buffered.slice(0, nl));
+          buffered = buffered.slice(nl + 1);
+        }
+      }
+    } catch (err) {
+      if (end === undefined) throw this.#unreachable(err);
+    }
+    take(buffered + decoder.end());
+    if (end === undefined) {
+      throw new AdminApiError(
+        0,
+        "the admin API closed the import's answer before its result: list the devices to see whether it was applied",
+      );
+    }
+    if (end.phase === "done") {
+      return {
+        imported: end.imported ?? 0,
+        ...(end.durationMs !== undefined && { durationMs: end.durationMs }),
+      };
+    }
+    const status = end.status ?? 0;
+    throw new AdminApiError(status, end.message ?? `HTTP ${status}`, end.errors ?? [], end.errorCount);
   }
 
   close(): Promise<void> {

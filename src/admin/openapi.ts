@@ -149,7 +149,21 @@ const paths: Record<string, Json> = {
         ),
       },
       responses: {
-        200: { description: "Every device imported", content: json(ref("ImportResult")) },
+        200: {
+          description:
+            "Every device imported. With `Accept: application/x-ndjson` (or another NDJSON type) the answer " +
+            "is streamed instead: progress lines (`phase` `validating` or `writing`), then one last line " +
+            "with `phase` `done` (status 200) or `failed` (the status and body of the plain answer)",
+          content: {
+            ...json(ref("ImportResult")),
+            ...Object.fromEntries(
+              NDJSON_TYPES.map((t) => [
+                t,
+                { schema: { type: "string", description: "Lines of progress JSON, then the result line" } },
+              ]),
+            ),
+          },
+        },
         422: {
           description: "Invalid lines, or devices or bindings that exist already; nothing imported",
           content: json(ref("ImportFailure")),

@@ -3,7 +3,7 @@
 import { createReadStream, readFileSync, statSync } from "node:fs";
 import { Transform } from "node:stream";
 import { parseArgs } from "node:util";
-import { AdminApiError, AdminClient, type DevicePageJson } from "../admin/client.ts";
+import { AdminApiError, AdminClient, type DevicePageJson, type ImportProgressJson } from "../admin/client.ts";
 import type { DeviceJson } from "../admin/device-json.ts";
 import { DEVICES_USAGE, UsageError } from "./usage.ts";
 
@@ -152,8 +152,22 @@ async function add(client: AdminClient, values: Values): Promise<DeviceJson> {
   return client.createDevice(doc);
 }
 
-/** Streams the file to the API, counting lines; progress on stderr once it takes longer than a second. */
-async function importFile(client: AdminClient, file: string, err: (s: string) => void): Promise<number> {
+/** Where `devices import` reports: a terminal gets a progress line rewritten in place, anything else the end. */
+export interface ProgressOutput {
+  readonly tty: boolean;
+  write(text: string): void;
+}
+
+/** Least time between two redraws of the progress line. */
+const REDRAW_MS = 100;
+
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
+
+/**
+ * Streams the file to the API, counting lines. On a terminal, one progress line (what was sent, then what the
+ * server checked and wrote) is redrawn as the import goes; the final summary line is written in every case.
+ */
+export async function importFile(client: AdminClient, file: string, output: ProgressOutput): Promise<number> {
   let size: number;
   try {
     size = statSync(file).size;
@@ -162,25 +176,44 @@ async function importFile(client: AdminClient, file: string, err: (s: string) =>
   }
   let bytes = 0;
   let lines = 0;
+  let server: ImportProgressJson | undefined;
   const started = Date.now();
-  let reported = started;
-  const progress = () =>
-    `sent ${lines} lines, ${(bytes / 1048576).toFixed(1)} of ${(size / 1048576).toFixed(1)} MiB`;
+  let drawn = 0;
+  const sent = () => `sent ${lines} lines, ${mib(bytes)} of ${mib(size)} MiB`;
+  const status = () => {
+    if (server?.phase === "writing") return `${sent()}; writing ${server.written} of ${server.total} devices`;
+    if (server?.phase === "validating")
+      return `${sent()}; checked ${server.lines} lines${server.errorCount > 0 ? `, ${server.errorCount} problem(s)` : ""}`;
+    return sent();
+  };
+  const draw = () => {
+    if (!output.tty || Date.now() - drawn < REDRAW_MS) return;
+    drawn = Date.now();
+    output.write(`\r\x1b[K${status()}`);
+  };
   const counter = new Transform({
     transform(chunk: Buffer, _enc, done) {
       bytes += chunk.length;
       for (let i = chunk.indexOf(10); i >= 0; i = chunk.indexOf(10, i + 1)) lines++;
-      if (Date.now() - reported >= 1000) {
-        reported = Date.now();
-        err(progress());
-      }
+      draw();
       done(null, chunk);
     },
   });
   const body = createReadStream(file).pipe(counter);
-  const result = await client.importDevices(body, size);
-  err(`${progress()} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return result.imported;
+  try {
+    const result = await client.importDevices(body, size, (progress) => {
+      server = progress;
+      draw();
+    });
+    output.write(
+      `${output.tty ? "\r\x1b[K" : ""}${sent()} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    return result.imported;
+  } catch (e) {
+    // The error's lines come next: clear the progress line for them.
+    if (output.tty && drawn > 0) output.write("\r\x1b[K");
+    throw e;
+  }
 }
 
 function printError(e: AdminApiError, err: (s: string) => void): void {
@@ -228,7 +261,10 @@ export async function runDevices(argv: string[]): Promise<number> {
       const device = await add(client, values);
       out(values.json ? JSON.stringify(device) : `added ${device.id} (${device.status})`);
     } else if (command === "import") {
-      const imported = await importFile(client, args[0] ?? "", err);
+      const imported = await importFile(client, args[0] ?? "", {
+        tty: process.stderr.isTTY === true,
+        write: (s) => process.stderr.write(s),
+      });
       out(values.json ? JSON.stringify({ imported }) : `imported ${imported} devices`);
     } else if (command === "rm") {
       for (const id of args) {

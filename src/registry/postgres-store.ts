@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { ChangeHub, RESYNC } from "./change-hub.ts";
+import { normalizeBatchInSlices } from "./import-batch.ts";
 import { migratePostgres } from "./migrations.ts";
 import { isRetryable, isUnavailable } from "./postgres-errors.ts";
 import { PgChangeListener } from "./postgres-listener.ts";
@@ -21,11 +22,12 @@ import {
   type DevicePatch,
   type DeviceQuery,
   type DeviceStore,
+  type ImportOptions,
   type NewDevice,
   type StoreHealth,
   StoreUnavailableError,
 } from "./types.ts";
-import { normalizeBatch, normalizeNewDevice, normalizePatch, normalizeQuery } from "./validate.ts";
+import { normalizeNewDevice, normalizePatch, normalizeQuery } from "./validate.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://… */
@@ -171,11 +173,13 @@ export class PostgresDeviceStore implements DeviceStore {
     this.#hub.emit(await this.#writes.delete(id));
   }
 
-  async importDevices(input: readonly NewDevice[]): Promise<number> {
-    const batch = normalizeBatch(input);
-    const changes = await this.#writes.importDevices(batch);
+  async importDevices(input: readonly NewDevice[], options: ImportOptions = {}): Promise<number> {
+    const batch = await normalizeBatchInSlices(input);
+    const changes = await this.#writes.importDevices(batch, options.onProgress);
+    const total = batch.devices.length;
+    options.onProgress?.({ written: total, total });
     for (const change of changes) this.#hub.emit(change);
-    return batch.devices.length;
+    return total;
   }
 
   async touch(lastSeen: ReadonlyMap<string, Date>): Promise<void> {

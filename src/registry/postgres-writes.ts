@@ -9,6 +9,7 @@ import {
   type DeviceChange,
   DeviceExistsError,
   DeviceNotFoundError,
+  type ImportProgress,
   ImportRejectedError,
   StoreConflictError,
 } from "./types.ts";
@@ -24,8 +25,11 @@ type Tx = <T>(body: (client: pg.PoolClient) => Promise<T>) => Promise<T>;
 
 /** Imports larger than this announce one resync instead of one change per device. */
 const BULK_CHANGE_LIMIT = 100;
-/** Rows per INSERT of an import: bounded statement size, few round trips. */
-const CHUNK = 5000;
+/**
+ * Devices per step of an import (one check of ids, one of bindings, one INSERT of each table): the rows and
+ * parameters of a step are built synchronously, so a step stays a few milliseconds of this thread's time.
+ */
+const CHUNK = 1000;
 
 const SELECT_DEVICE = `SELECT ${DEVICE_COLUMNS} FROM devices d WHERE d.id = $1`;
 
@@ -110,38 +114,34 @@ export class PgWrites {
     });
   }
 
-  /** Checks the whole batch against existing rows, then inserts it; returns the changes to emit locally. */
-  async importDevices(batch: {
-    devices: readonly NormalizedDevice[];
-    indexes: readonly number[];
-    failures: readonly ImportFailure[];
-  }): Promise<DeviceChange[]> {
+  /**
+   * Checks the batch against existing rows and inserts it, chunk by chunk, in one transaction; returns the
+   * changes to emit locally. After the first failure nothing more is inserted (the transaction is rolled
+   * back) but every chunk is still checked, so that every failing device is named.
+   */
+  async importDevices(
+    batch: {
+      devices: readonly NormalizedDevice[];
+      indexes: readonly number[];
+      failures: readonly ImportFailure[];
+    },
+    onProgress?: (progress: ImportProgress) => void,
+  ): Promise<DeviceChange[]> {
     const { devices, indexes } = batch;
     if (devices.length === 0 && batch.failures.length === 0) return [];
     try {
       return await this.#tx(async (c) => {
         const failures = [...batch.failures];
-        const position = new Map(devices.map((d, n) => [d.id, indexes[n] ?? n] as const));
-        const ids = devices.map((d) => d.id);
-        const existing = await c.query<{ id: string }>("SELECT id FROM devices WHERE id = ANY($1::text[])", [
-          ids,
-        ]);
-        for (const { id } of existing.rows) {
-          failures.push({ index: position.get(id) ?? -1, id, message: "device exists already" });
-        }
-        const wanted = devices.flatMap((d) => d.bindings.map((b) => ({ ...b, id: d.id })));
-        const owned = await c.query<{ kind: Binding["kind"]; value: string; device_id: string }>(
-          `SELECT b.kind, b.value, b.device_id FROM bindings b
-           JOIN unnest($1::text[], $2::text[]) AS w (kind, value) ON b.kind = w.kind AND b.value = w.value`,
-          [wanted.map((w) => w.kind), wanted.map((w) => w.value)],
-        );
-        const claimant = new Map(wanted.map((w) => [bindingKey(w), w.id] as const));
-        for (const o of owned.rows) {
-          const id = claimant.get(bindingKey(o)) ?? "";
-          failures.push({ index: position.get(id) ?? -1, id, message: conflict(o, o.device_id).message });
+        for (let start = 0; start < devices.length; start += CHUNK) {
+          const chunk = devices.slice(start, start + CHUNK);
+          const before = failures.length;
+          await checkChunk(c, chunk, indexes.slice(start, start + CHUNK), failures);
+          // Ids and bindings are unique within a normalised batch: an inserted chunk never fails a later one.
+          if (before === 0 && failures.length === 0) await insertDevices(c, chunk);
+          const written = Math.min(start + CHUNK, devices.length);
+          if (written < devices.length) onProgress?.({ written, total: devices.length });
         }
         if (failures.length > 0) throw new ImportRejectedError(failures.sort((a, b) => a.index - b.index));
-        for (let i = 0; i < devices.length; i += CHUNK) await insertDevices(c, devices.slice(i, i + CHUNK));
         const changes: DeviceChange[] =
           devices.length > BULK_CHANGE_LIMIT
             ? [RESYNC]
@@ -187,6 +187,34 @@ export class PgWrites {
     return new StoreConflictError(
       `a binding of device ${id} was just bound to another device; re-read and retry`,
     );
+  }
+}
+
+/** Adds a failure for every device of `chunk` whose id exists or one of whose bindings is held already. */
+async function checkChunk(
+  c: pg.PoolClient,
+  chunk: readonly NormalizedDevice[],
+  indexes: readonly number[],
+  failures: ImportFailure[],
+): Promise<void> {
+  const position = new Map(chunk.map((d, n) => [d.id, indexes[n] ?? n] as const));
+  const existing = await c.query<{ id: string }>("SELECT id FROM devices WHERE id = ANY($1::text[])", [
+    chunk.map((d) => d.id),
+  ]);
+  for (const { id } of existing.rows) {
+    failures.push({ index: position.get(id) ?? -1, id, message: "device exists already" });
+  }
+  const wanted = chunk.flatMap((d) => d.bindings.map((b) => ({ ...b, id: d.id })));
+  if (wanted.length === 0) return;
+  const owned = await c.query<{ kind: Binding["kind"]; value: string; device_id: string }>(
+    `SELECT b.kind, b.value, b.device_id FROM bindings b
+     JOIN unnest($1::text[], $2::text[]) AS w (kind, value) ON b.kind = w.kind AND b.value = w.value`,
+    [wanted.map((w) => w.kind), wanted.map((w) => w.value)],
+  );
+  const claimant = new Map(wanted.map((w) => [bindingKey(w), w.id] as const));
+  for (const o of owned.rows) {
+    const id = claimant.get(bindingKey(o)) ?? "";
+    failures.push({ index: position.get(id) ?? -1, id, message: conflict(o, o.device_id).message });
   }
 }
 

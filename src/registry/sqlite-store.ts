@@ -7,11 +7,26 @@
 // event loop for up to busyTimeoutMs, acceptable for an admin write path; lookups are served by the
 // DeviceCache. Changes reach this process's subscribers at commit and other processes through the
 // polled change feed (sqlite-change-feed.ts).
+//
+// Writes of one store run one at a time (an async queue), so a write never lands inside another's
+// transaction. A large import (over IN_THREAD_IMPORT_LIMIT devices) runs in a worker thread on its own
+// connection (sqlite-import-worker.ts): the event loop keeps serving, reads see the last committed state,
+// and the store's other writes wait in the queue until the import committed or rolled back.
 import { randomUUID } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Worker } from "node:worker_threads";
 import { ChangeHub, RESYNC } from "./change-hub.ts";
+import { normalizeBatchInSlices, Slicer } from "./import-batch.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { SqliteChangeFeed } from "./sqlite-change-feed.ts";
+import { prepareDatabaseFile } from "./sqlite-file-mode.ts";
+import {
+  type FromImportWorker,
+  IMPORT_WORKER_MARK,
+  ImportChecker,
+  type ImportWorkerData,
+} from "./sqlite-import-worker.ts";
 import { anyBindingSql, DEVICE_COLUMNS, type DeviceRow, isUnavailable, toDevice } from "./sqlite-rows.ts";
 import { SqliteTables } from "./sqlite-tables.ts";
 import {
@@ -24,6 +39,7 @@ import {
   type DevicePatch,
   type DeviceQuery,
   type DeviceStore,
+  type ImportOptions,
   ImportRejectedError,
   type NewDevice,
   StoreConflictError,
@@ -34,7 +50,6 @@ import {
   bindingKey,
   type ImportFailure,
   type NormalizedDevice,
-  normalizeBatch,
   normalizeNewDevice,
   normalizePatch,
   normalizeQuery,
@@ -50,18 +65,36 @@ export interface SqliteStoreOptions {
 
 /** Imports larger than this announce one resync instead of one change per device. */
 const BULK_CHANGE_LIMIT = 100;
+/**
+ * Imports up to this many devices run in this thread, in one synchronous transaction of a few milliseconds;
+ * larger ones in a worker thread. Above BULK_CHANGE_LIMIT: the worker only announces resyncs.
+ */
+const IN_THREAD_IMPORT_LIMIT = 256;
+/** Devices per message to the import worker. */
+const IMPORT_CHUNK = 1000;
+const IMPORT_WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./sqlite-import-worker.ts" : "./sqlite-import-worker.js",
+  import.meta.url,
+);
 
 export class SqliteDeviceStore implements DeviceStore {
   readonly #db: DatabaseSync;
   readonly #hub = new ChangeHub();
   readonly #pollMs: number;
   readonly #tables: SqliteTables;
+  /** Tags this store's rows of the change feed (its poller skips them). */
+  readonly #origin = randomUUID();
+  /** The end of the write queue: every write waits for the one before it. */
+  #writes: Promise<unknown> = Promise.resolve();
+  #importWorker: Worker | undefined;
+  #busyMs: number | undefined;
   #feed: SqliteChangeFeed | undefined;
   #health: StoreHealth = { kind: "sqlite", ok: true, since: new Date() };
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.#pollMs = options.pollIntervalMs ?? 250;
     try {
+      prepareDatabaseFile(path); // 0600, as keys and tokens: SQLite gives -wal and -shm the same mode
       this.#db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? 5000 });
       this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
       this.#tables = new SqliteTables(this.#db);
@@ -75,7 +108,7 @@ export class SqliteDeviceStore implements DeviceStore {
   async migrate(): Promise<void> {
     this.#run(() => migrateSqlite(this.#db));
     if (this.#feed === undefined) {
-      this.#feed = new SqliteChangeFeed(this.#db, randomUUID());
+      this.#feed = new SqliteChangeFeed(this.#db, this.#origin);
       this.#feed.start(
         this.#pollMs,
         (change) => this.#hub.emit(change),
@@ -134,7 +167,7 @@ export class SqliteDeviceStore implements DeviceStore {
   async create(input: NewDevice): Promise<Device> {
     const device = normalizeNewDevice(input);
     const now = Date.now();
-    const created = this.#write(() => {
+    const created = await this.#write(() => {
       if (this.#tables.exists(device.id)) throw new DeviceExistsError(`device ${device.id} exists already`);
       for (const b of device.bindings) {
         const owner = this.#tables.owner(b);
@@ -151,7 +184,7 @@ export class SqliteDeviceStore implements DeviceStore {
   async update(id: string, input: DevicePatch): Promise<Device> {
     const patch = normalizePatch(input);
     const now = Date.now();
-    const { device, change } = this.#write(() => {
+    const { device, change } = await this.#write(() => {
       const current = this.#tables.get(id);
       if (current === undefined) throw new DeviceNotFoundError(`device ${id} not found`);
       if (patch.ifVersion !== undefined && patch.ifVersion !== current.version) {
@@ -185,7 +218,7 @@ export class SqliteDeviceStore implements DeviceStore {
 
   async delete(id: string): Promise<void> {
     const now = Date.now();
-    const change = this.#write((): DeviceChange => {
+    const change = await this.#write((): DeviceChange => {
       const current = this.#tables.get(id);
       if (current === undefined) throw new DeviceNotFoundError(`device ${id} not found`);
       this.#tables.delete(id);
@@ -196,34 +229,97 @@ export class SqliteDeviceStore implements DeviceStore {
     this.#hub.emit(change);
   }
 
-  async importDevices(input: readonly NewDevice[]): Promise<number> {
-    const { devices, indexes, failures } = normalizeBatch(input);
+  async importDevices(input: readonly NewDevice[], options: ImportOptions = {}): Promise<number> {
+    const { devices, indexes, failures } = await normalizeBatchInSlices(input);
+    const total = devices.length;
     const now = Date.now();
-    this.#write(() => {
-      const found: ImportFailure[] = [...failures];
-      devices.forEach((device, n) => {
-        const index = indexes[n] ?? n;
-        if (this.#tables.exists(device.id))
-          found.push({ index, id: device.id, message: "device exists already" });
-        for (const b of device.bindings) {
-          const owner = this.#tables.owner(b);
-          if (owner !== undefined)
-            found.push({ index, id: device.id, message: bindingConflict(b, owner).message });
-        }
+    // An in-memory database has no file another connection could open: its imports stay in this thread.
+    const inMemory = this.#db.isOpen && this.#db.location() === null;
+    if (total + failures.length <= IN_THREAD_IMPORT_LIMIT || inMemory) {
+      await this.#write(() => {
+        const checker = new ImportChecker(this.#tables, now);
+        checker.add(devices, indexes);
+        const found = [...failures, ...checker.failures];
+        if (found.length > 0) throw new ImportRejectedError(found.sort((a, b) => a.index - b.index));
+        if (total > BULK_CHANGE_LIMIT) this.#record(RESYNC, now);
+        else for (const d of devices) this.#record(createdChange(d), now);
       });
-      if (found.length > 0) throw new ImportRejectedError(found.sort((a, b) => a.index - b.index));
-      for (const device of devices) this.#tables.insert(device, now);
-      if (devices.length > BULK_CHANGE_LIMIT) this.#record(RESYNC, now);
-      else for (const d of devices) this.#record(createdChange(d), now);
-    });
-    if (devices.length > BULK_CHANGE_LIMIT) this.#hub.emit(RESYNC);
+    } else {
+      await this.#exclusive(() => this.#importInWorker(devices, indexes, failures, now, options));
+    }
+    options.onProgress?.({ written: total, total });
+    if (total > BULK_CHANGE_LIMIT) this.#hub.emit(RESYNC);
     else for (const d of devices) this.#hub.emit(createdChange(d));
-    return devices.length;
+    return total;
+  }
+
+  /** One import transaction in a worker thread; the caller holds the write queue. */
+  async #importInWorker(
+    devices: readonly NormalizedDevice[],
+    indexes: readonly number[],
+    failures: readonly ImportFailure[],
+    now: number,
+    options: ImportOptions,
+  ): Promise<void> {
+    if (this.#feed === undefined) throw new Error("SqliteDeviceStore: call migrate() before writing");
+    const path = this.#db.isOpen ? this.#db.location() : null;
+    if (path === null) {
+      throw this.#translate(
+        Object.assign(new Error("the database is closed"), { code: "ERR_INVALID_STATE" }),
+      );
+    }
+    const data: ImportWorkerData = {
+      mark: IMPORT_WORKER_MARK,
+      path,
+      origin: this.#origin,
+      busyTimeoutMs: this.#busyTimeoutMs(),
+      now,
+    };
+    const worker = new Worker(IMPORT_WORKER_URL, { workerData: data });
+    this.#importWorker = worker;
+    const total = devices.length;
+    const outcome = new Promise<FromImportWorker>((resolve) => {
+      worker.on("message", (message: FromImportWorker) => {
+        if (message.kind === "progress") {
+          if (message.done < total) options.onProgress?.({ written: message.done, total });
+        } else resolve(message);
+      });
+      worker.once("error", (error) => resolve({ kind: "error", message: error.message, unavailable: false }));
+      worker.once("exit", () =>
+        resolve({ kind: "error", message: "the import was interrupted (store closed)", unavailable: true }),
+      );
+    });
+    try {
+      // Chunks are copied to the worker one by one, with a turn of the event loop between two.
+      const slicer = new Slicer();
+      for (let start = 0; start < total; start += IMPORT_CHUNK) {
+        worker.postMessage({
+          kind: "chunk",
+          devices: devices.slice(start, start + IMPORT_CHUNK),
+          indexes: indexes.slice(start, start + IMPORT_CHUNK),
+        });
+        await slicer.yield();
+      }
+      worker.postMessage({ kind: "end" });
+      const result = await outcome;
+      if (result.kind === "error") {
+        const error = new Error(result.message);
+        if (!result.unavailable) throw error;
+        this.#fail(error);
+        throw new StoreUnavailableError(`SQLite registry unavailable: ${result.message}`, { cause: error });
+      }
+      const found = [...failures, ...(result.kind === "rejected" ? result.failures : [])];
+      if (found.length > 0) throw new ImportRejectedError(found.sort((a, b) => a.index - b.index));
+      if (!this.#health.ok) this.#health = { kind: "sqlite", ok: true, since: new Date() };
+    } finally {
+      this.#importWorker = undefined;
+      await worker.terminate();
+    }
   }
 
   async touch(lastSeen: ReadonlyMap<string, Date>): Promise<void> {
     if (lastSeen.size === 0) return;
-    this.#write(() => {
+    await this.#write(() => {
       for (const [id, at] of lastSeen) this.#tables.touch(id, at.getTime());
     });
   }
@@ -238,6 +334,8 @@ export class SqliteDeviceStore implements DeviceStore {
 
   async close(): Promise<void> {
     this.#feed?.stop();
+    // An import in flight is rolled back (its connection goes with its thread) and fails.
+    await this.#importWorker?.terminate();
     if (this.#db.isOpen) this.#db.close();
   }
 
@@ -262,19 +360,59 @@ export class SqliteDeviceStore implements DeviceStore {
     this.#feed.record(change, now);
   }
 
-  /** One write transaction; the write lock is taken up front (IMMEDIATE). */
-  #write<T>(body: () => T): T {
-    return this.#run(() => {
-      this.#db.exec("BEGIN IMMEDIATE");
+  /** Runs `body` when every write queued before it has finished (whatever its outcome). */
+  #exclusive<T>(body: () => T | Promise<T>): Promise<T> {
+    const run = this.#writes.then(body);
+    this.#writes = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One write transaction, queued behind the store's other writes; the file's write lock is taken up front. */
+  #write<T>(body: () => T): Promise<T> {
+    return this.#exclusive(async () => {
       try {
-        const result = body();
-        this.#db.exec("COMMIT");
-        return result;
+        await this.#begin();
       } catch (error) {
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-        throw error;
+        throw this.#translate(error);
       }
+      return this.#run(() => {
+        try {
+          const result = body();
+          this.#db.exec("COMMIT");
+          return result;
+        } catch (error) {
+          if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+          throw error;
+        }
+      });
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE without SQLite's blocking busy wait: while another process (or an import thread) holds
+   * the file's write lock, this waits in short asynchronous pauses, up to the busy timeout.
+   */
+  async #begin(): Promise<void> {
+    const budget = this.#busyTimeoutMs();
+    const deadline = performance.now() + budget;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 20)) {
+      this.#db.exec("PRAGMA busy_timeout = 0");
+      try {
+        this.#db.exec("BEGIN IMMEDIATE");
+        return;
+      } catch (error) {
+        if (!isBusy(error) || performance.now() >= deadline) throw error;
+      } finally {
+        this.#db.exec(`PRAGMA busy_timeout = ${budget}`);
+      }
+      await sleep(pause);
+    }
+  }
+
+  /** The connection's busy timeout (the `busyTimeoutMs` option), read once. */
+  #busyTimeoutMs(): number {
+    this.#busyMs ??= (this.#db.prepare("PRAGMA busy_timeout").get() as { timeout: number }).timeout;
+    return this.#busyMs;
   }
 
   #run<T>(body: () => T): T {
@@ -283,12 +421,17 @@ export class SqliteDeviceStore implements DeviceStore {
       if (!this.#health.ok) this.#health = { kind: "sqlite", ok: true, since: new Date() };
       return result;
     } catch (error) {
-      if (!isUnavailable(error)) throw error;
-      this.#fail(error);
-      throw new StoreUnavailableError(`SQLite registry unavailable: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw this.#translate(error);
     }
+  }
+
+  /** An error that means the store cannot serve becomes StoreUnavailableError (and health says so). */
+  #translate(error: unknown): unknown {
+    if (!isUnavailable(error)) return error;
+    this.#fail(error);
+    return new StoreUnavailableError(`SQLite registry unavailable: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 
   #fail(error: unknown): void {
@@ -306,6 +449,12 @@ export class SqliteDeviceStore implements DeviceStore {
 
 function bindingConflict(binding: Binding, owner: string): StoreConflictError {
   return new StoreConflictError(`binding ${bindingKey(binding)} is already bound to device ${owner}`);
+}
+
+/** SQLITE_BUSY: another connection holds the lock. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown })?.errcode;
+  return typeof code === "number" && (code & 0xff) === 5;
 }
 
 function createdChange(device: NormalizedDevice): DeviceChange {

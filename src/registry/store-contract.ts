@@ -6,6 +6,7 @@ import {
   DeviceExistsError,
   DeviceNotFoundError,
   type DeviceStore,
+  type ImportProgress,
   ImportRejectedError,
   InvalidDeviceError,
   type NewDevice,
@@ -251,6 +252,86 @@ export function registerStoreContract(name: string, makeHarness: () => Promise<S
       assert.equal((await store.findByBinding({ kind: "fingerprint", value: fp(1249) }))?.id, "imp-249");
       assert.equal(await store.importDevices([]), 0);
     });
+
+    withStore(
+      "a large import: reads go on and see none of it before it commits; writes meanwhile wait or are refused cleanly",
+      async (store) => {
+        await store.create({ id: "early", bindings: [{ kind: "cn", value: "early" }] });
+        const count = 5000;
+        const batch: NewDevice[] = Array.from({ length: count }, (_, i) => ({
+          id: `bulk-${String(i).padStart(5, "0")}`,
+          bindings: [
+            { kind: "fingerprint" as const, value: fp(50_000 + i) },
+            ...(i === 0 ? [{ kind: "cn" as const, value: "contested" }] : []),
+          ],
+        }));
+        const progress: ImportProgress[] = [];
+        let midway: () => void = () => undefined;
+        const started = new Promise<void>((resolve) => {
+          midway = resolve;
+        });
+        let importDone = false;
+        const importing = store
+          .importDevices(batch, {
+            onProgress: (p) => {
+              progress.push(p);
+              if (p.written < p.total) midway();
+            },
+          })
+          .finally(() => {
+            importDone = true;
+          });
+        await started;
+
+        // Part of the batch is written: reads are answered (before the import ends), without any of it.
+        assert.equal((await store.get("early"))?.id, "early");
+        assert.equal(await store.findByBinding({ kind: "fingerprint", value: fp(50_000) }), undefined);
+        assert.equal(await store.get("bulk-00000"), undefined, "nothing is visible before the commit");
+        assert.equal(importDone, false, "the reads were answered while the import was in flight");
+
+        // Writes meanwhile: unrelated ones succeed; one taking a binding of the batch, or an id of it, is
+        // refused (after the import committed, or when it finds the import's uncommitted row).
+        const settle = <T>(p: Promise<T>) =>
+          p.then(
+            (value) => ({ ok: true as const, value }),
+            (error: unknown) => ({ ok: false as const, error }),
+          );
+        const [imported, during, rival, patched, again] = await Promise.all([
+          importing,
+          settle(store.create({ id: "during" })),
+          settle(store.create({ id: "rival", bindings: [{ kind: "cn", value: "contested" }] })),
+          settle(store.update("early", { status: "suspended" })),
+          settle(store.importDevices([{ id: "bulk-00001" }])),
+        ]);
+        assert.equal(imported, count);
+        assert.ok(during.ok, "an unrelated create succeeds");
+        assert.ok(!rival.ok && rival.error instanceof StoreConflictError, "the contested binding is refused");
+        assert.ok(patched.ok && patched.value.version === 2, "an update of another device succeeds");
+        assert.ok(
+          !again.ok &&
+            (again.error instanceof ImportRejectedError || again.error instanceof StoreConflictError),
+          "a second import of an id of the first is refused",
+        );
+
+        // No partial import, nothing lost, each binding owned once.
+        assert.equal(await store.get("rival"), undefined);
+        assert.equal((await store.findByBinding({ kind: "cn", value: "contested" }))?.id, "bulk-00000");
+        assert.equal((await store.get("early"))?.status, "suspended");
+        const all = await store.list({ limit: count + 10 });
+        assert.equal(all.devices.length, count + 2);
+        assert.equal(
+          (await store.findByBinding({ kind: "fingerprint", value: fp(50_000 + count - 1) }))?.id,
+          "bulk-04999",
+        );
+
+        // Progress: in order, partial first, the whole batch last.
+        assert.ok(progress.length >= 2);
+        assert.ok(
+          progress.every((p, i) => p.total === count && p.written >= (progress[i - 1]?.written ?? 0)),
+        );
+        assert.deepEqual(progress.at(-1), { written: count, total: count });
+      },
+    );
 
     withStore("ifVersion: a stale version is a conflict and changes nothing", async (store) => {
       await store.create({ id: "v" });

@@ -79,6 +79,19 @@ export interface DeviceChange {
   readonly status?: DeviceStatus;
 }
 
+/** Where an import stands, reported by importDevices as it goes. */
+export interface ImportProgress {
+  /** Devices of the batch checked against the store and written so far (visible only once all are). */
+  readonly written: number;
+  /** Devices in the batch. */
+  readonly total: number;
+}
+
+export interface ImportOptions {
+  /** Called as chunks are written, and once with `written === total` after the commit. */
+  readonly onProgress?: (progress: ImportProgress) => void;
+}
+
 export interface ImportResult {
   readonly imported: number;
   readonly errors: readonly { readonly line: number; readonly message: string }[];
@@ -139,9 +152,11 @@ export interface DeviceStore {
   delete(id: string): Promise<void>;
   /**
    * All or nothing: when any device is invalid or exists already, nothing is imported and
-   * ImportRejectedError lists every failing device.
+   * ImportRejectedError lists every failing device. However large the batch, the event loop is never held
+   * for more than a few milliseconds (bounded chunks, or another thread): lookups go on during an import and
+   * see none of it before it is committed; the store's other writes wait for it or are refused cleanly.
    */
-  importDevices(devices: readonly NewDevice[]): Promise<number>;
+  importDevices(devices: readonly NewDevice[], options?: ImportOptions): Promise<number>;
   /** Batched last-seen times (never one write per request). */
   touch(lastSeen: ReadonlyMap<string, Date>): Promise<void>;
   /** Subscribes to changes made by any node (this one included); returns an unsubscribe function. */

@@ -169,36 +169,55 @@ export interface ImportFailure {
  * Validates a whole batch before anything is written: each device on its own, then ids and bindings
  * repeated inside the batch. Stores add the checks against rows that already exist.
  */
-export function normalizeBatch(devices: readonly NewDevice[]): {
+export function normalizeBatch(devices: readonly NewDevice[]): NormalizedBatch {
+  const batch = new BatchNormalizer();
+  devices.forEach((raw, index) => {
+    batch.add(raw, index);
+  });
+  return batch.result();
+}
+
+export interface NormalizedBatch {
   devices: NormalizedDevice[];
   /** The batch index of each entry of `devices`. */
   indexes: number[];
   failures: ImportFailure[];
-} {
-  const out: NormalizedDevice[] = [];
-  const indexes: number[] = [];
-  const failures: ImportFailure[] = [];
-  const ids = new Map<string, number>();
-  const owners = new Map<string, number>();
-  devices.forEach((raw, index) => {
+}
+
+/**
+ * Checks a batch one device at a time (so that a caller may yield between devices): each device on its
+ * own, then its id and bindings against the devices before it in the batch.
+ */
+export class BatchNormalizer {
+  readonly #out: NormalizedDevice[] = [];
+  readonly #indexes: number[] = [];
+  readonly #failures: ImportFailure[] = [];
+  readonly #ids = new Map<string, number>();
+  readonly #owners = new Map<string, number>();
+
+  add(raw: NewDevice, index: number): void {
     const label = typeof raw?.id === "string" ? raw.id : "";
     let device: NormalizedDevice;
     try {
       device = normalizeNewDevice(raw);
     } catch (error) {
-      failures.push({ index, id: label, message: (error as Error).message });
+      this.#failures.push({ index, id: label, message: (error as Error).message });
       return;
     }
-    const firstId = ids.get(device.id);
+    const firstId = this.#ids.get(device.id);
     if (firstId !== undefined) {
-      failures.push({ index, id: device.id, message: `id repeated in this batch (first at #${firstId})` });
+      this.#failures.push({
+        index,
+        id: device.id,
+        message: `id repeated in this batch (first at #${firstId})`,
+      });
       return;
     }
-    ids.set(device.id, index);
+    this.#ids.set(device.id, index);
     for (const binding of device.bindings) {
-      const first = owners.get(bindingKey(binding));
+      const first = this.#owners.get(bindingKey(binding));
       if (first !== undefined) {
-        failures.push({
+        this.#failures.push({
           index,
           id: device.id,
           message: `binding ${bindingKey(binding)} also given to #${first}`,
@@ -206,11 +225,14 @@ export function normalizeBatch(devices: readonly NewDevice[]): {
         return;
       }
     }
-    for (const binding of device.bindings) owners.set(bindingKey(binding), index);
-    out.push(device);
-    indexes.push(index);
-  });
-  return { devices: out, indexes, failures };
+    for (const binding of device.bindings) this.#owners.set(bindingKey(binding), index);
+    this.#out.push(device);
+    this.#indexes.push(index);
+  }
+
+  result(): NormalizedBatch {
+    return { devices: this.#out, indexes: this.#indexes, failures: this.#failures };
+  }
 }
 
 export const MAX_PAGE = 10_000;

@@ -1,8 +1,18 @@
-// POST /devices/import: NDJSON streamed in, all or nothing, problems named by line; 10,000 devices.
+// POST /devices/import: NDJSON streamed in, all or nothing, problems named by line; 10,000 devices. The
+// streamed answer (progress lines, then the result) and the CLI's progress display.
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AdminClient } from "../../src/admin/client.ts";
+import { PROGRESS_INTERVAL_MS } from "../../src/admin/import.ts";
 import { type AdminHarness, startAdmin, TEST_TOKEN } from "../../src/admin/testing/harness.ts";
+import { MemoryDeviceStore } from "../../src/admin/testing/memory-store.ts";
+import { importFile } from "../../src/cli/devices.ts";
+import type { ImportOptions, NewDevice } from "../../src/registry/types.ts";
+import { tempDir } from "../helpers/gateway-process.ts";
 
 interface ImportBody {
   imported: number;
@@ -25,19 +35,36 @@ function fleet(count: number, prefix = "fleet", first = 1): string[] {
   );
 }
 
-/** Sends `chunks` with chunked transfer encoding (no content-length), as a streaming client does. */
-function streamChunks(url: string, chunks: string[]): Promise<{ status: number; body: string }> {
+interface StreamedAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/**
+ * Sends `chunks` with chunked transfer encoding (no content-length), as a streaming client does; `onData`
+ * sees the answer's chunks as they arrive.
+ */
+function streamChunks(
+  url: string,
+  chunks: string[],
+  headers: Record<string, string> = {},
+  onData: (chunk: string) => void = () => undefined,
+): Promise<StreamedAnswer> {
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/devices/import`,
-      { method: "POST", headers: { ...NDJSON, authorization: `Bearer ${TEST_TOKEN}` } },
+      { method: "POST", headers: { ...NDJSON, ...headers, authorization: `Bearer ${TEST_TOKEN}` } },
       (res) => {
         let body = "";
         res.setEncoding("utf8");
         res.on("data", (c: string) => {
           body += c;
+          onData(c);
         });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, contentType: String(res.headers["content-type"]), body }),
+        );
       },
     );
     req.on("error", (err) => ((err as NodeJS.ErrnoException).code === "EPIPE" ? undefined : reject(err)));
@@ -171,5 +198,174 @@ describe("admin API: bulk import", () => {
     assert.match(wrong.headers.get("accept") ?? "", /application\/x-ndjson/);
     const empty = await admin.call<ImportBody>("POST", "/devices/import", { raw: "\n\n", headers: NDJSON });
     assert.deepEqual(empty.json, { imported: 0 });
+  });
+});
+
+/** A store whose import reports progress at a quarter, half and three quarters, pausing after each. */
+class SlowImportStore extends MemoryDeviceStore {
+  finished = false;
+
+  override async importDevices(devices: readonly NewDevice[], options: ImportOptions = {}): Promise<number> {
+    for (const quarter of [1, 2, 3]) {
+      options.onProgress?.({ written: Math.floor((devices.length * quarter) / 4), total: devices.length });
+      await sleep(PROGRESS_INTERVAL_MS + 50);
+    }
+    const imported = await super.importDevices(devices);
+    this.finished = true;
+    options.onProgress?.({ written: imported, total: imported });
+    return imported;
+  }
+}
+
+type Line = Record<string, unknown> & { phase: string };
+const ndjsonLines = (body: string): Line[] =>
+  body
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as Line);
+const ACCEPT_NDJSON = { accept: "application/x-ndjson" };
+
+describe("admin API: bulk import, streamed answer (Accept: application/x-ndjson)", () => {
+  let store: SlowImportStore;
+  let admin: AdminHarness;
+  before(async () => {
+    store = new SlowImportStore();
+    admin = await startAdmin({ store });
+  });
+  after(() => admin.close());
+
+  test("progress lines while the import runs, then the result as the last line", async () => {
+    const seen: { line: Line; storeFinished: boolean }[] = [];
+    let partial = "";
+    const r = await streamChunks(
+      admin.url,
+      [`${fleet(1000, "streamed", 2_000_000).join("\n")}\n`],
+      ACCEPT_NDJSON,
+      (c) => {
+        partial += c;
+        for (let nl = partial.indexOf("\n"); nl >= 0; nl = partial.indexOf("\n")) {
+          seen.push({ line: JSON.parse(partial.slice(0, nl)) as Line, storeFinished: store.finished });
+          partial = partial.slice(nl + 1);
+        }
+      },
+    );
+    assert.equal(r.status, 200);
+    assert.match(r.contentType, /^application\/x-ndjson/);
+    const lines = ndjsonLines(r.body);
+    assert.match(lines.map((l) => l.phase[0]).join(""), /^v+w+d$/, JSON.stringify(lines));
+    const validated = lines.filter((l) => l.phase === "validating").at(-1);
+    assert.deepEqual([validated?.lines, validated?.errorCount], [1000, 0]);
+    assert.ok(Number(validated?.bytes) > 1000 * 50);
+    // The phase's start at once, then the store's progress, a line at most every PROGRESS_INTERVAL_MS.
+    const writing = lines.filter((l) => l.phase === "writing").map((l) => Number(l.written));
+    assert.equal(writing[0], 0);
+    assert.ok(writing.includes(500) && writing.includes(750), JSON.stringify(writing));
+    assert.deepEqual(
+      writing,
+      [...writing].sort((a, b) => a - b),
+    );
+    const { durationMs, ...result } = lines.at(-1) as Line;
+    assert.deepEqual(result, { phase: "done", status: 200, imported: 1000 });
+    assert.equal(typeof durationMs, "number");
+    assert.ok(
+      seen.some((s) => s.line.phase === "writing" && s.line.written === 500 && !s.storeFinished),
+      "a progress line reached the client before the store finished",
+    );
+    assert.equal((await admin.call("GET", "/devices/streamed-00999")).status, 200);
+  });
+
+  test("a refused import ends with a failed line carrying the status and every line problem", async () => {
+    const r = await streamChunks(
+      admin.url,
+      [`${JSON.stringify({ id: "ok-line" })}\n{oops\n${JSON.stringify({ id: "x", status: "on" })}\n`],
+      ACCEPT_NDJSON,
+    );
+    assert.equal(r.status, 200, "the status line went out before the body was read");
+    const lines = ndjsonLines(r.body);
+    assert.match(lines.map((l) => l.phase[0]).join(""), /^v+f$/);
+    const { durationMs, errors, ...failed } = lines.at(-1) as Line;
+    assert.deepEqual(failed, {
+      phase: "failed",
+      status: 422,
+      message: "2 problem(s) in the import; nothing was imported",
+      imported: 0,
+      errorCount: 2,
+    });
+    const problems = errors as ImportBody["errors"];
+    assert.deepEqual(
+      problems?.map((e) => [e.line, e.path]),
+      [
+        [2, undefined],
+        [3, "status"],
+      ],
+    );
+    assert.match(problems?.[0]?.message ?? "", /malformed JSON/);
+    assert.equal(typeof durationMs, "number");
+    assert.equal((await admin.call("GET", "/devices/ok-line")).status, 404);
+  });
+
+  test("a streamed body over the limit ends with a failed line, status 413", async () => {
+    const small = await startAdmin({ maxImportBytes: 10_000 });
+    try {
+      const r = await streamChunks(
+        small.url,
+        fleet(1000).map((l) => `${l}\n`),
+        ACCEPT_NDJSON,
+      );
+      const last = ndjsonLines(r.body).at(-1);
+      assert.equal(last?.phase, "failed");
+      assert.equal(last?.status, 413);
+      assert.match(String(last?.message), /10000 bytes/);
+      assert.equal((await small.call("GET", "/devices?limit=1")).text, '{"devices":[],"next":null}');
+    } finally {
+      await small.close();
+    }
+  });
+
+  test("errors found before the body is read keep their status: 415 without the NDJSON content type", async () => {
+    const wrong = await admin.call("POST", "/devices/import", { body: { id: "x" }, headers: ACCEPT_NDJSON });
+    assert.equal(wrong.status, 415);
+  });
+});
+
+describe("portcullis devices import: progress", () => {
+  const tmp = tempDir();
+  let admin: AdminHarness;
+  let client: AdminClient;
+  before(async () => {
+    admin = await startAdmin({ store: new SlowImportStore() });
+    client = new AdminClient({ url: admin.url, token: TEST_TOKEN });
+  });
+  after(async () => {
+    await client.close();
+    await admin.close();
+    tmp.cleanup();
+  });
+
+  test("on a terminal, one line redrawn in place (sent, then writing N of T), then the summary", async () => {
+    const file = join(tmp.dir, "tty.ndjson");
+    writeFileSync(file, `${fleet(400, "tty", 3_000_000).join("\n")}\n`);
+    let written = "";
+    const imported = await importFile(client, file, { tty: true, write: (s) => (written += s) });
+    assert.equal(imported, 400);
+    const frames = written.split("\r\x1b[K").filter((f) => f !== "");
+    assert.ok(frames.length >= 3, JSON.stringify(frames));
+    assert.ok(
+      frames.some((f) => /^sent \d+ lines, .*; writing \d+ of 400 devices$/.test(f)),
+      JSON.stringify(frames),
+    );
+    assert.match(frames.at(-1) ?? "", /^sent 400 lines, 0\.\d of 0\.\d MiB in \d+\.\d s\n$/);
+    assert.ok(
+      frames.slice(0, -1).every((f) => !f.includes("\n")),
+      "progress frames stay on one line",
+    );
+  });
+
+  test("elsewhere, the summary line only", async () => {
+    const file = join(tmp.dir, "pipe.ndjson");
+    writeFileSync(file, `${fleet(40, "pipe", 4_000_000).join("\n")}\n`);
+    let written = "";
+    assert.equal(await importFile(client, file, { tty: false, write: (s) => (written += s) }), 40);
+    assert.match(written, /^sent 40 lines, 0\.0 of 0\.0 MiB in \d+\.\d s\n$/);
   });
 });

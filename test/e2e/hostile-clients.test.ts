@@ -3,7 +3,7 @@
 // connections evicts its own oldest rather than shutting out newcomers, one certificate holds a few
 // connections at most, and a connection refused again and again is closed.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import http2 from "node:http2";
 import { after, before, describe, test } from "node:test";
 import { connect, type TLSSocket } from "node:tls";
@@ -342,6 +342,14 @@ describe("hostile clients cannot starve devices", () => {
       const reported = JSON.parse(denied(after)[0] ?? "{}") as { suppressed?: number };
       assert.ok((reported.suppressed ?? 0) >= 25, `suppressed: ${reported.suppressed}`);
     });
+  });
+
+  test("the registry's SQLite files are owner-only, as keys and the admin token are", () => {
+    for (const file of ["portcullis.db", "portcullis.db-wal", "portcullis.db-shm"]) {
+      const path = `${tmp.dir}/${file}`;
+      if (file !== "portcullis.db" && !existsSync(path)) continue;
+      assert.equal(statSync(path).mode & 0o777, 0o600, `${file} is 0600`);
+    }
   });
 
   describe("a connection refused again and again is closed", () => {
