@@ -120,13 +120,8 @@ export class ListenerServer {
       const tracked = trackedOf(socket);
       if (tracked) {
         this.#slots.requestStarted(tracked.slot);
-        // After Node's own 'finish' handler, which sets the keep-alive timeout on HTTP/1.1.
-        res.once("finish", () => this.#afterAnswer(tracked));
-        res.once("close", () => {
-          this.#slots.requestEnded(tracked.slot);
-          if (this.#draining && tracked.slot.inFlight === 0 && socket && req.httpVersionMajor === 1)
-            socket.end();
-        });
+        // 'close' comes after Node's own 'finish' handler, which sets the keep-alive timeout on HTTP/1.1.
+        res.once("close", () => this.#afterAnswer(tracked, req.httpVersionMajor === 1));
       }
       if (this.#draining && req.httpVersionMajor === 1) res.setHeader("connection", "close");
       hooks.request(req, res, this.#listener);
@@ -201,8 +196,10 @@ export class ListenerServer {
    * After each answer: the connection's standing may have changed (a denial costs it, an allowed request
    * restores it), so its pool and idle timeout follow; too many refusals in a row close it.
    */
-  #afterAnswer(tracked: Tracked): void {
+  #afterAnswer(tracked: Tracked, http1: boolean): void {
     const { slot, state, tracker } = tracked;
+    this.#slots.requestEnded(slot);
+    if (this.#draining && http1 && slot.inFlight === 0) slot.socket.end();
     if (slot.released) return;
     const listener = this.#listener;
     const { limits } = listener;
