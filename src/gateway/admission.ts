@@ -9,7 +9,7 @@ import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { noteDecision } from "./authorize.ts";
 import type { DecisionLog } from "./decision-log.ts";
-import type { DenialLog } from "./denial-log.ts";
+import { addressSource, type DenialLog } from "./denial-log.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 
 export interface AdmissionDeps {
@@ -40,7 +40,7 @@ export function admitConnection(
     authenticated: false,
     refusedInARow: 0,
     peer,
-    source: `address ${peer}`,
+    source: addressSource(peer),
   };
   if (listener.clientAuth === "off") return state;
   // Judged with the revocation data loaded now: a status that needs fetching (OCSP, distribution points)

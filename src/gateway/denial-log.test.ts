@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { type DenialEvent, DenialLog } from "./denial-log.ts";
+import { addressSource, type DenialEvent, DenialLog } from "./denial-log.ts";
 import { createLogger } from "./log.ts";
 
 function capture(level = "info") {
@@ -40,6 +40,17 @@ test("each source logs perInterval lines per interval; the rest are counted, the
   log.log("address 10.0.0.1", "request denied", { n: 12 }, 1_001);
   await flush();
   assert.equal(lines.at(-1)?.suppressed, undefined, "reported once");
+});
+
+test("clients known by address: IPv4 by address, IPv6 by /64, IPv4-mapped as IPv4", () => {
+  assert.equal(addressSource("203.0.113.7"), "address 203.0.113.7");
+  assert.equal(addressSource("::ffff:203.0.113.7"), "address ::ffff:203.0.113.7");
+  assert.equal(addressSource("2001:db8:1:2:a:b:c:d"), "network 2001:db8:1:2::/64");
+  assert.equal(addressSource("2001:db8:1:2::9"), "network 2001:db8:1:2::/64");
+  assert.equal(addressSource("2001:0DB8:0001:0002::"), "network 2001:db8:1:2::/64");
+  assert.equal(addressSource("::1"), "network 0:0:0:0::/64");
+  assert.equal(addressSource("fe80::1%eth0"), "address fe80::1%eth0");
+  assert.equal(addressSource(""), "address ");
 });
 
 test("configure changes the sampling; perInterval 0 logs nothing but counts everything", async () => {

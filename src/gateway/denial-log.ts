@@ -2,6 +2,7 @@
 // client refused a thousand times a second must not write a thousand lines a second. Each source (the
 // certificate's fingerprint, else the client's address) logs at most `perInterval` lines per `interval`;
 // the rest are counted, and the source's next logged line says how many were held back.
+import { isIP } from "node:net";
 import { Lru } from "../identity/lru.ts";
 import type { Logger } from "./log.ts";
 
@@ -13,6 +14,27 @@ export type DenialEvent =
   | "request would be denied (report-only)"
   | "connection refused"
   | "handshake failed";
+
+/**
+ * The sampling source of a client known by its address only: the address, or for IPv6 its /64 (one
+ * host is commonly given a whole /64, so its addresses would otherwise each get their own lines).
+ */
+export function addressSource(address: string): string {
+  if (!address.includes(":") || isIPv4MappedOrInvalid(address)) return `address ${address}`;
+  const [head = "", tail = ""] = address.split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = address.includes("::") ? (tail === "" ? [] : tail.split(":")) : [];
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  const prefix = groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(":");
+  return `network ${prefix}::/64`;
+}
+
+function isIPv4MappedOrInvalid(address: string): boolean {
+  return isIP(address) !== 6 || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) || address.includes("%");
+}
 
 export interface DenialSampling {
   readonly intervalMs: number;

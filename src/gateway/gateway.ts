@@ -20,7 +20,7 @@ import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
 import { ConfigWatcher } from "./config-watcher.ts";
 import { DecisionLog } from "./decision-log.ts";
-import { DenialLog } from "./denial-log.ts";
+import { addressSource, DenialLog } from "./denial-log.ts";
 import { DeviceRegistry } from "./device-registry.ts";
 import type { Logger } from "./log.ts";
 import { GatewayMetrics } from "./metrics.ts";
@@ -214,7 +214,7 @@ export class Gateway implements Observability {
           const reason = reasonForHandshakeError(error, socket.authorizationError);
           this.metrics.recordHandshakeFailure(current.name, reason);
           const peer = socket.remoteAddress ?? "";
-          this.denials.log(`address ${peer}`, "handshake failed", {
+          this.denials.log(addressSource(peer), "handshake failed", {
             listener: current.name,
             reason,
             error: error.message,
