@@ -177,8 +177,8 @@ function proxy(
   }
   const identityHeaders = identity ? buildIdentityHeaders(identity, deps.config.identityHeaders) : {};
   const clientAddress = normalizePeerAddress(socketOf(req)?.remoteAddress);
-  upstream
-    .forward({
+  try {
+    upstream.forward({
       req,
       res,
       method: req.method ?? "GET",
@@ -189,11 +189,11 @@ function proxy(
       stripHeaders: deps.config.stripHeaders,
       identityHeaders,
       startedAt: to.startedAt,
-    })
-    .catch((err: unknown) => {
-      deps.logger.error({ err, route: to.route }, "proxy failure");
-      sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt);
     });
+  } catch (err) {
+    deps.logger.error({ err, route: to.route }, "proxy failure");
+    sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt);
+  }
 }
 
 /**

@@ -1,8 +1,7 @@
 // One upstream service: an undici pool per target, round-robin, streaming both bodies, mapping failures to 502/504.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
-import type { Readable } from "node:stream";
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import {
   type AnyResponse,
   LATENCY_HEADER,
@@ -79,38 +78,6 @@ function hasRequestBody(req: IncomingMessage | Http2ServerRequest): boolean {
   return req.headers["transfer-encoding"] !== undefined;
 }
 
-/**
- * Streams the upstream body to the client with backpressure (pipe) and settles when either side is done:
- * resolves when the response finished, rejects when the body failed; a client gone early stops the body.
- * Lighter than stream.pipeline, which allocates an AbortController (and aborts it) for every response.
- */
-function relay(body: Readable, res: AnyResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onFinish = () => {
-      cleanup();
-      resolve();
-    };
-    const onClose = () => {
-      cleanup();
-      body.destroy();
-      resolve();
-    };
-    const cleanup = () => {
-      body.off("error", onError);
-      res.off("finish", onFinish);
-      res.off("close", onClose);
-    };
-    body.once("error", onError);
-    res.once("finish", onFinish);
-    res.once("close", onClose);
-    body.pipe(res as NodeJS.WritableStream);
-  });
-}
-
 /** Upstream response headers minus this hop's framing (which Node's HTTP/2 layer would also throw on). */
 function responseHeaders(headers: Record<string, string | string[] | undefined>): OutgoingHeaders {
   const hopByHop = hopByHopNames(headers.connection);
@@ -123,6 +90,160 @@ function responseHeaders(headers: Record<string, string | string[] | undefined>)
 
 function responseClosed(res: AnyResponse): boolean {
   return res.destroyed || res.writableEnded;
+}
+
+/**
+ * One proxied request, as undici's dispatch handler: no Promise, stream or AbortController per request. The
+ * upstream's headers go out with writeHead, its body chunks with write (pausing the upstream while the client
+ * is not reading), and a client gone early aborts the upstream exchange.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly #pools: readonly Pool[];
+  readonly #first: number;
+  readonly #attempts: number;
+  readonly #request: ForwardRequest;
+  readonly #options: Dispatcher.DispatchOptions;
+  #attempt = 0;
+  #controller: Dispatcher.DispatchController | undefined;
+  #dispatchedAt = 0;
+  #done = false;
+  /** The client response is corked from its head until its first body chunk is out. */
+  #corked = false;
+
+  constructor(
+    pools: readonly Pool[],
+    first: number,
+    attempts: number,
+    request: ForwardRequest,
+    options: Dispatcher.DispatchOptions,
+  ) {
+    this.#pools = pools;
+    this.#first = first;
+    this.#attempts = attempts;
+    this.#request = request;
+    this.#options = options;
+  }
+
+  start(): void {
+    // A client gone before our response finished: stop the upstream exchange (and its body streams) too.
+    this.#request.res.once("close", this.#onClientClose);
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    const pool = this.#pools[(this.#first + this.#attempt) % this.#pools.length] as Pool;
+    this.#dispatchedAt = performance.now();
+    pool.dispatch(this.#options, this);
+  }
+
+  readonly #onClientClose = (): void => {
+    if (!this.#request.res.writableFinished) this.#controller?.abort(new Error("the client went away"));
+    this.#finish();
+  };
+
+  readonly #onDrain = (): void => {
+    this.#controller?.resume();
+  };
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.uncork();
+    const { res } = this.#request;
+    res.off("close", this.#onClientClose);
+    res.off("drain", this.#onDrain);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#done) controller.abort(new Error("the client went away"));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    const { res, startedAt } = this.#request;
+    if (responseClosed(res)) {
+      controller.abort(new Error("the client went away"));
+      return;
+    }
+    const headersAt = performance.now();
+    const out = responseHeaders(headers);
+    out[LATENCY_HEADER] = msHeader(this.#dispatchedAt - startedAt);
+    out[UPSTREAM_LATENCY_HEADER] = msHeader(headersAt - this.#dispatchedAt);
+    try {
+      // Both response classes take (status, headers); the union of their overloads does not type-check as one call.
+      (res as ServerResponse).writeHead(statusCode, out);
+      // Node writes a response's head and its first chunk separately (two TLS records, two syscalls): corked
+      // until the first chunk, or the end, they leave as one.
+      if (typeof (res as ServerResponse).cork === "function") {
+        (res as ServerResponse).cork();
+        this.#corked = true;
+      }
+    } catch {
+      // The upstream's headers were unusable: nothing is out yet, so an honest 502 still is.
+      controller.abort(new Error("unusable upstream response headers"));
+      sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, startedAt);
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    const { res } = this.#request;
+    if (responseClosed(res)) return;
+    // The rest of a body that arrived in this read (often its end) joins the head and the first chunk.
+    if (this.#corked) process.nextTick(uncork, this);
+    if (!(res as ServerResponse).write(chunk)) {
+      controller.pause();
+      res.once("drain", this.#onDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    const { res } = this.#request;
+    if (!responseClosed(res)) res.end();
+    this.uncork();
+    this.#finish();
+  }
+
+  uncork(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    (this.#request.res as ServerResponse).uncork();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    const { res, startedAt } = this.#request;
+    if (this.#done || responseClosed(res)) {
+      this.#finish();
+      return;
+    }
+    if (res.headersSent) {
+      // Headers are out: a reset is the only truthful signal left.
+      res.destroy();
+      this.#finish();
+      return;
+    }
+    const code = errorCode(err);
+    if (code !== undefined && CONNECT_FAILURES.has(code) && this.#attempt + 1 < this.#attempts) {
+      this.#attempt++;
+      this.#dispatch();
+      return;
+    }
+    const timeout = code !== undefined && TIMEOUTS.has(code);
+    sendJson(
+      res,
+      timeout ? 504 : 502,
+      { message: timeout ? UPSTREAM_MESSAGES.timeout : UPSTREAM_MESSAGES.badGateway },
+      startedAt,
+    );
+    this.#finish();
+  }
+}
+
+function uncork(exchange: Exchange): void {
+  exchange.uncork();
 }
 
 export class Upstream {
@@ -158,103 +279,34 @@ export class Upstream {
     );
   }
 
-  /** Proxies one request. Never rejects: every failure becomes a JSON answer or, once headers are out, a reset. */
-  async forward(request: ForwardRequest): Promise<void> {
-    const { res } = request;
-    if (responseClosed(res)) return;
-    const abort = new AbortController();
-    // A client gone before our response finished: stop the upstream exchange (and its body streams) too.
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once("close", onClose);
-    try {
-      await this.#forward(request, abort.signal);
-    } finally {
-      res.off("close", onClose);
-    }
-  }
-
-  async #forward(request: ForwardRequest, signal: AbortSignal): Promise<void> {
-    const { req, res, startedAt } = request;
-    const headers: OutgoingHeaders = {
-      ...buildUpstreamHeaders(req.headers, {
-        clientAddress: request.clientAddress,
-        host: request.host,
-        listenerPort: req.socket?.localPort,
-        preserveHost: this.#options.preserveHost,
-        trustedPeer: request.trustedPeer ?? false,
-        strip: request.stripHeaders,
-        httpVersion: req.httpVersion,
-      }),
-      ...request.identityHeaders,
-    };
+  /**
+   * Proxies one request: the exchange streams the upstream's answer straight into `res`, with backpressure.
+   * Never throws: every failure becomes a JSON answer or, once headers are out, a reset.
+   */
+  forward(request: ForwardRequest): void {
+    if (responseClosed(request.res)) return;
+    const { req } = request;
+    const headers = buildUpstreamHeaders(req.headers, {
+      clientAddress: request.clientAddress,
+      host: request.host,
+      listenerPort: req.socket?.localPort,
+      preserveHost: this.#options.preserveHost,
+      trustedPeer: request.trustedPeer ?? false,
+      strip: request.stripHeaders,
+      httpVersion: req.httpVersion,
+    });
+    for (const name in request.identityHeaders) headers[name] = request.identityHeaders[name] as string;
     const withBody = hasRequestBody(req);
-    // A streamed body cannot be replayed, so only bodiless requests move on to another target.
-    const attempts = withBody ? 1 : 1 + Math.max(0, this.#options.retries);
     const first = this.#next;
     this.#next = (this.#next + 1) % this.#pools.length;
-
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const pool = this.#pools[(first + attempt) % this.#pools.length];
-      if (pool === undefined) break;
-      const dispatchedAt = performance.now();
-      let upstream: Awaited<ReturnType<Pool["request"]>>;
-      try {
-        upstream = await pool.request({
-          method: request.method as Parameters<Pool["request"]>[0]["method"],
-          path: request.path,
-          headers,
-          body: withBody ? req : null,
-          signal,
-        });
-      } catch (err) {
-        if (signal.aborted || responseClosed(res)) return;
-        const code = errorCode(err);
-        if (code !== undefined && CONNECT_FAILURES.has(code) && attempt + 1 < attempts) continue;
-        const timeout = code !== undefined && TIMEOUTS.has(code);
-        sendJson(
-          res,
-          timeout ? 504 : 502,
-          { message: timeout ? UPSTREAM_MESSAGES.timeout : UPSTREAM_MESSAGES.badGateway },
-          startedAt,
-        );
-        return;
-      }
-      await this.#respond(res, upstream, startedAt, dispatchedAt);
-      return;
-    }
-  }
-
-  async #respond(
-    res: AnyResponse,
-    upstream: Awaited<ReturnType<Pool["request"]>>,
-    startedAt: number,
-    dispatchedAt: number,
-  ): Promise<void> {
-    const headersAt = performance.now();
-    const body = upstream.body;
-    if (responseClosed(res)) {
-      body.destroy();
-      return;
-    }
-    try {
-      const ownMs = dispatchedAt - startedAt + (performance.now() - headersAt);
-      const out = responseHeaders(upstream.headers);
-      out[LATENCY_HEADER] = msHeader(ownMs);
-      out[UPSTREAM_LATENCY_HEADER] = msHeader(headersAt - dispatchedAt);
-      // Both response classes take (status, headers); the union of their overloads does not type-check as one call.
-      (res as ServerResponse).writeHead(upstream.statusCode, out);
-      await relay(body, res);
-    } catch {
-      // Headers are out (or the upstream's were unusable): a reset is the only truthful signal left.
-      body.destroy();
-      if (!res.headersSent) {
-        sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, startedAt);
-      } else {
-        res.destroy();
-      }
-    }
+    // A streamed body cannot be replayed, so only bodiless requests move on to another target.
+    const attempts = withBody ? 1 : 1 + Math.max(0, this.#options.retries);
+    new Exchange(this.#pools, first, attempts, request, {
+      method: request.method as Dispatcher.HttpMethod,
+      path: request.path,
+      headers,
+      body: withBody ? req : null,
+    }).start();
   }
 
   /** Lets in-flight requests finish, then closes every connection. */

@@ -99,7 +99,7 @@ export class ProxyHarness {
   /** The request handler of a gateway front that does nothing but forward. */
   forwarder(upstream: Upstream): (req: IncomingMessage | Http2ServerRequest, res: AnyResponse) => void {
     return (req, res) => {
-      void upstream.forward({
+      upstream.forward({
         req,
         res,
         method: req.method ?? "GET",
