@@ -76,13 +76,26 @@ function afterEngine(
   const withRegistry = (r: RegistryOutcome): Verdict => {
     if (!r.allow) return conclude(deps, state, policy, ctx, now, r);
     if (r.deviceId !== undefined) state.deviceId = r.deviceId;
-    const merged: DeviceIdentity =
-      r.deviceId === identity.deviceId && r.groups.length === 0
-        ? identity
-        : { ...identity, deviceId: r.deviceId ?? identity.deviceId, groups: r.groups };
-    return conclude(deps, state, policy, ctx, now, { allow: true, identity: merged });
+    return conclude(deps, state, policy, ctx, now, { allow: true, identity: withDevice(state, identity, r) });
   };
   return outcome instanceof Promise ? outcome.then(withRegistry) : withRegistry(outcome);
+}
+
+/**
+ * The engine's identity with the registry's device id and groups; the same object for as long as neither
+ * changes on this connection, so that what is derived from it (identity headers) is computed once.
+ */
+function withDevice(
+  state: ConnectionState,
+  identity: DeviceIdentity,
+  r: { readonly deviceId: string | undefined; readonly groups: readonly string[] },
+): DeviceIdentity {
+  if (r.deviceId === identity.deviceId && r.groups.length === 0) return identity;
+  const last = state.withDevice;
+  if (last?.base === identity && last.deviceId === r.deviceId && last.groups === r.groups) return last.merged;
+  const merged: DeviceIdentity = { ...identity, deviceId: r.deviceId ?? identity.deviceId, groups: r.groups };
+  state.withDevice = { base: identity, deviceId: r.deviceId, groups: r.groups, merged };
+  return merged;
 }
 
 /** Records the verdict and applies the policy's enforcement: report-only lets a denial pass, without identity. */

@@ -2,7 +2,7 @@
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
-import { buildIdentityHeaders } from "../proxy/identity-headers.ts";
+import { identityHeadersFor } from "../proxy/identity-headers.ts";
 import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
 import type { Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
@@ -14,6 +14,8 @@ import { socketOf } from "../tls/listener.ts";
 import { type AuthorizeDeps, authorize, noteDecision, type Verdict } from "./authorize.ts";
 import { diagnosticsReport } from "./diagnostics.ts";
 import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export interface RequestHandlerDeps extends AuthorizeDeps {
   readonly config: CompiledConfig;
@@ -175,7 +177,7 @@ function proxy(
     sendJson(res, 503, { message: UPSTREAM_MESSAGES.unavailable }, to.startedAt);
     return;
   }
-  const identityHeaders = identity ? buildIdentityHeaders(identity, deps.config.identityHeaders) : {};
+  const identityHeaders = identity ? identityHeadersFor(identity, deps.config.identityHeaders) : NO_HEADERS;
   const clientAddress = normalizePeerAddress(socketOf(req)?.remoteAddress);
   try {
     upstream.forward({

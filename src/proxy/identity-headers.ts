@@ -88,6 +88,26 @@ function assertHeaderValue(name: string, value: string): string {
   return value;
 }
 
+const built = new WeakMap<
+  DeviceIdentity,
+  { readonly options: IdentityHeaderOptions; readonly headers: Readonly<Record<string, string>> }
+>();
+
+/**
+ * buildIdentityHeaders, once per identity object and options: a connection's verdict, and so its identity,
+ * is the same object request after request (until the verdict is recomputed), so its headers are too.
+ */
+export function identityHeadersFor(
+  identity: DeviceIdentity,
+  options: IdentityHeaderOptions,
+): Readonly<Record<string, string>> {
+  const known = built.get(identity);
+  if (known !== undefined && known.options === options) return known.headers;
+  const headers = Object.freeze(buildIdentityHeaders(identity, options));
+  built.set(identity, { options, headers });
+  return headers;
+}
+
 /** The headers describing an authenticated device, lower-case names, ready to merge into the upstream request. */
 export function buildIdentityHeaders(
   identity: DeviceIdentity,

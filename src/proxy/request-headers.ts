@@ -175,8 +175,12 @@ export const HOP_BY_HOP_HEADERS: readonly string[] = [
   "trailer",
 ];
 
+const HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP_HEADERS, "keep-alive", "close"]);
+
 /** The hop-by-hop names for one message: the fixed list plus every option named in its Connection header. */
-export function hopByHopNames(connection: string | string[] | undefined): Set<string> {
+export function hopByHopNames(connection: string | string[] | undefined): ReadonlySet<string> {
+  // Most messages name no option (or only keep-alive / close): the fixed set, not a new one each time.
+  if (connection === undefined || connection === "keep-alive" || connection === "close") return HOP_BY_HOP;
   const names = new Set(HOP_BY_HOP_HEADERS);
   const values = connection === undefined ? [] : Array.isArray(connection) ? connection : [connection];
   for (const value of values) {

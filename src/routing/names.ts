@@ -9,6 +9,20 @@ import { domainToASCII } from "node:url";
  */
 export function normalizeName(raw: string | undefined | null | false): string | undefined {
   if (typeof raw !== "string") return undefined;
+  // Every handshake and request normalises a name, nearly always one of a few: remembered (bounded, so
+  // that names a client makes up only cost their own normalisation).
+  const known = normalized.get(raw);
+  if (known !== undefined || normalized.has(raw)) return known;
+  const name = normalizeUncached(raw);
+  if (normalized.size >= MAX_REMEMBERED_NAMES) normalized.clear();
+  if (raw.length <= 255) normalized.set(raw, name);
+  return name;
+}
+
+const MAX_REMEMBERED_NAMES = 1024;
+const normalized = new Map<string, string | undefined>();
+
+function normalizeUncached(raw: string): string | undefined {
   let name = raw.trim();
   if (name === "") return undefined;
   if (name.startsWith("[")) {

@@ -1,7 +1,7 @@
 // What the gateway knows about one TLS connection: the identity parsed once at the handshake, the verdicts
 // already reached on it, its standing (authenticated or not) and how many requests in a row were refused. Stored on the socket under a symbol, so
 // that HTTP/1.1 (`req.socket`) and HTTP/2 (the session's socket proxy) requests both reach it.
-import type { ConnectionIdentity, Decision } from "../identity/types.ts";
+import type { ConnectionIdentity, Decision, DeviceIdentity } from "../identity/types.ts";
 
 const kState = Symbol("portcullis.connection");
 
@@ -26,6 +26,13 @@ export interface ConnectionState {
   source: string;
   /** The registry device this connection authenticated as, so its connections can be closed at once. */
   deviceId?: string;
+  /** The last identity merged with its registry device (authorize.ts), reused while neither changes. */
+  withDevice?: {
+    readonly base: DeviceIdentity;
+    readonly deviceId: string | undefined;
+    readonly groups: readonly string[];
+    readonly merged: DeviceIdentity;
+  };
 }
 
 type Carrier = { [kState]?: ConnectionState };
