@@ -57,8 +57,30 @@ export function capturePeerChainEarly(socket: TLSSocket): void {
   if (carrier[kHooked]) return;
   carrier[kHooked] = true;
   socket.prependOnceListener("secure", () => {
-    carrier[kChain] = peerChainDer(socket);
+    carrier[kChain] = sentChainDer(socket);
   });
+}
+
+/** More than any chainLimits.maxCertificates allows: the walk stops there, and the limit check refuses it. */
+const MAX_WALKED = 65;
+
+/**
+ * DER of the certificates the client sent, leaf first, in the order sent: Node links a peer X509Certificate
+ * to the next certificate of OpenSSL's peer chain. X509Certificate objects are lazy, so this costs about
+ * half of the detailed legacy peer certificate (which computes three fingerprints and decodes every field
+ * of each certificate). Only valid before Node's own 'secure' handler has consumed that chain (the bug
+ * above), so only in capturePeerChainEarly; later, peerChainDer.
+ */
+function sentChainDer(socket: TLSSocket): Buffer[] {
+  const out: Buffer[] = [];
+  let cert = socket.getPeerX509Certificate();
+  while (cert !== undefined && out.length < MAX_WALKED) {
+    const der = cert.raw;
+    if (out.some((seen) => seen.equals(der))) break;
+    out.push(der);
+    cert = cert.issuerCertificate;
+  }
+  return out;
 }
 
 export function readConnectionIdentity(
