@@ -1,7 +1,9 @@
 // The load generator, run as a separate process (child_process.fork) so that its CPU is not the server's:
-// mTLS connections with a client certificate over node:tls, HTTP/1.1 written and parsed by hand.
+// mTLS connections with a client certificate over node:tls, HTTP/1.1 written and parsed by hand, and
+// HTTP/2 through node:http2's client.
 import { readFileSync } from "node:fs";
-import { connect, type TLSSocket } from "node:tls";
+import { type ClientHttp2Session, connect as connectHttp2, constants as h2 } from "node:http2";
+import { connect, TLSSocket } from "node:tls";
 import type {
   LoadgenReply,
   LoadgenRequest,
@@ -150,46 +152,162 @@ class Latencies {
   }
 }
 
+/**
+ * Connections left open by a run with `keepOpen` (a warm-up), by mode and target: the next run on the same
+ * target starts on them, so that its measured time holds no handshakes. A run without `keepOpen` closes
+ * what it took and whatever is left over.
+ */
+const parked = new Map<string, (TLSSocket | ClientHttp2Session)[]>();
+
+function poolKey(mode: string, target: Target): string {
+  return `${mode}\0${target.port}\0${target.path}\0${target.certFile}`;
+}
+
+function unpark<T extends TLSSocket | ClientHttp2Session>(pool: T[]): T | undefined {
+  for (let c = pool.pop(); c !== undefined; c = pool.pop()) if (!c.destroyed && !c.closed) return c;
+  return undefined;
+}
+
+const ignore = () => {};
+
 /** A persistent connection sending one request at a time until the deadline; reconnects if closed. */
 async function keepAliveWorker(
   target: Target,
   deadline: number,
   count: (outcome: string) => void,
   latencies: Latencies | undefined,
+  pool: TLSSocket[],
+  keepOpen: boolean,
 ): Promise<void> {
   const payload = request(target, false);
   while (performance.now() < deadline) {
+    const reused = unpark(pool);
+    const socket = reused ?? open(target);
+    if (!reused) socket.on("error", ignore);
     await new Promise<void>((resolve) => {
       const reader = new ResponseReader();
-      const socket = open(target);
       let sentAt = 0;
       let inFlight = false;
-      const send = () => {
+      const park = () => {
+        socket.off("secureConnect", send);
+        socket.off("data", onData);
+        socket.off("error", onError);
+        socket.off("close", onClose);
+        pool.push(socket);
+        resolve();
+      };
+      function send() {
         if (performance.now() >= deadline) {
-          socket.end();
+          if (keepOpen) park();
+          else socket.end();
           return;
         }
         inFlight = true;
         sentAt = performance.now();
         socket.write(payload);
-      };
-      socket.once("secureConnect", send);
-      socket.on("data", (chunk: Buffer) => {
+      }
+      function onData(chunk: Buffer) {
         for (let status = reader.feed(chunk); status !== undefined; status = reader.feed(Buffer.alloc(0))) {
           inFlight = false;
           latencies?.add(performance.now() - sentAt);
           count(String(status));
           send();
         }
-      });
-      socket.on("error", (err) => {
+      }
+      function onError(err: Error) {
         if (inFlight) count(`tls:${errorCode(err)}`);
         inFlight = false;
-      });
-      socket.once("close", () => {
+      }
+      function onClose() {
         if (inFlight) count("closed-without-response");
         resolve();
+      }
+      socket.on("data", onData);
+      socket.on("error", onError);
+      socket.once("close", onClose);
+      if (reused) send();
+      else socket.once("secureConnect", send);
+    });
+  }
+}
+
+/** An HTTP/2 connection sending one request (stream) at a time until the deadline; reconnects if closed. */
+async function http2Worker(
+  target: Target,
+  deadline: number,
+  count: (outcome: string) => void,
+  latencies: Latencies | undefined,
+  pool: ClientHttp2Session[],
+  keepOpen: boolean,
+): Promise<void> {
+  const { cert, key, ca } = credentials(target);
+  const headers = {
+    [h2.HTTP2_HEADER_METHOD]: "GET",
+    [h2.HTTP2_HEADER_PATH]: target.path,
+    [h2.HTTP2_HEADER_AUTHORITY]: target.servername,
+    "user-agent": "portcullis-bench",
+  };
+  while (performance.now() < deadline) {
+    const reused = unpark(pool);
+    const session =
+      reused ??
+      connectHttp2(`https://127.0.0.1:${target.port}`, {
+        servername: target.servername,
+        cert,
+        key,
+        ca,
+        ALPNProtocols: ["h2"],
       });
+    if (!reused) session.on("error", ignore);
+    await new Promise<void>((resolve) => {
+      let inFlight = false;
+      const park = () => {
+        session.off("connect", send);
+        session.off("error", onError);
+        session.off("close", onClose);
+        pool.push(session);
+        resolve();
+      };
+      function send() {
+        if (performance.now() >= deadline || session.destroyed || session.closed) {
+          if (keepOpen && !session.destroyed && !session.closed) park();
+          else session.close();
+          return;
+        }
+        inFlight = true;
+        const sentAt = performance.now();
+        let status = "";
+        const stream = session.request(headers, { endStream: true });
+        stream.on("response", (h) => {
+          status = String(h[h2.HTTP2_HEADER_STATUS]);
+        });
+        stream.on("data", ignore);
+        stream.on("error", ignore);
+        stream.once("close", () => {
+          if (!inFlight) return;
+          inFlight = false;
+          if (status === "" || stream.rstCode !== h2.NGHTTP2_NO_ERROR) {
+            count(status === "" ? "h2:stream-closed-without-response" : `h2:rst-${stream.rstCode}`);
+            session.destroy();
+            return;
+          }
+          latencies?.add(performance.now() - sentAt);
+          count(status);
+          send();
+        });
+      }
+      function onError(err: Error) {
+        if (inFlight) count(`tls:${errorCode(err)}`);
+        inFlight = false;
+      }
+      function onClose() {
+        if (inFlight) count("closed-without-response");
+        resolve();
+      }
+      session.on("error", onError);
+      session.once("close", onClose);
+      if (reused) send();
+      else session.once("connect", send);
     });
   }
 }
@@ -205,9 +323,17 @@ async function run(req: RunRequest): Promise<RunResult> {
   const started = performance.now();
   const deadline = started + req.durationMs;
   const workers: Promise<void>[] = [];
+  const key = poolKey(req.mode, req.target);
+  const pool = parked.get(key) ?? [];
+  parked.set(key, pool);
+  const keepOpen = req.keepOpen === true;
   for (let i = 0; i < req.concurrency; i++) {
     if (req.mode === "keepalive") {
-      workers.push(keepAliveWorker(req.target, deadline, count, latencies));
+      workers.push(keepAliveWorker(req.target, deadline, count, latencies, pool as TLSSocket[], keepOpen));
+    } else if (req.mode === "h2") {
+      workers.push(
+        http2Worker(req.target, deadline, count, latencies, pool as ClientHttp2Session[], keepOpen),
+      );
     } else {
       const payload = request(req.target, true);
       workers.push(
@@ -219,6 +345,12 @@ async function run(req: RunRequest): Promise<RunResult> {
   }
   await Promise.all(workers);
   const elapsedMs = performance.now() - started;
+  if (!keepOpen) {
+    for (const c of pool.splice(0)) {
+      if (c instanceof TLSSocket) c.end();
+      else c.close();
+    }
+  }
   const sorted = latencies?.sorted();
   return {
     kind: "result",

@@ -15,15 +15,23 @@ export interface Target {
 /**
  * handshake: a new TLS connection per request (no session resumption), `Connection: close`.
  * keepalive: `concurrency` persistent HTTP/1.1 connections, one request at a time on each.
+ * h2: `concurrency` persistent HTTP/2 connections (ALPN h2, node:http2), one stream at a time on each.
  */
+export type LoadMode = "handshake" | "keepalive" | "h2";
+
 export interface RunRequest {
   readonly kind: "run";
-  readonly mode: "handshake" | "keepalive";
+  readonly mode: LoadMode;
   readonly target: Target;
   readonly concurrency: number;
   readonly durationMs: number;
-  /** Record per-request latency (keepalive). */
+  /** Record per-request latency (keepalive, h2). */
   readonly latency: boolean;
+  /**
+   * keepalive, h2: leave the connections open at the end (idle) for the next run on the same target to
+   * start on, so that its measured time holds no handshakes (a warm-up). Without it, a run closes them.
+   */
+  readonly keepOpen?: boolean;
 }
 
 /** Opens `count` TLS connections (no request sent) and keeps them open until "close". */
@@ -45,7 +53,7 @@ export interface RunResult {
   /** Completed attempts, by outcome: an HTTP status ("200", "401") or "tls:<error code>". */
   readonly outcomes: Record<string, number>;
   readonly completed: number;
-  /** Latency percentiles in ms (keepalive with latency on). */
+  /** Latency percentiles in ms (keepalive and h2 with latency on). */
   readonly p50Ms?: number;
   readonly p99Ms?: number;
 }

@@ -1,7 +1,7 @@
 // The processes under test and their surroundings: a minimal fixed-response upstream, Portcullis
 // (`bin/portcullis.js start`) and nginx (generated nginx.conf, `daemon off`), each a tracked child process.
-import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants, mkdirSync, writeFileSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -169,50 +169,89 @@ export async function startFixedUpstream(): Promise<{ port: number; close(): Pro
 }
 
 export const BENCH_PATH = "/bench";
+/** The route whose trust store checks revocation (the demo CRL, strict), served on its own listener. */
+export const BENCH_CRL_PATH = "/bench-crl";
 
 export interface PortcullisPorts {
   /** clientAuth: application (nginx's `ssl_verify_client on` behaves the same way). */
   application: number;
   /** clientAuth: handshake. */
   handshake: number;
+  /** clientAuth: application, trust store with CRL revocation in strict mode (as the demo's). */
+  revocation: number;
 }
 
-/** `portcullis start` with an application-mode and a handshake-mode listener in front of the upstream. */
+/**
+ * The bench's devices all present the demo's one device certificate: the per-identity connection cap (8 by
+ * default, against hostile clients) would evict its keep-alive and idle connections, so it is lifted here.
+ */
+const BENCH_LIMITS = { maxConnectionsPerIdentity: 100_000 };
+
+/**
+ * `portcullis start` in front of the upstream with three listeners: application mode and handshake mode
+ * (trust store without revocation checking) and application mode whose trust store checks the demo CRL in
+ * strict mode, as `portcullis demo` does. `name` keeps each instance's config file and registry apart
+ * (a running instance watches its config file).
+ */
 export async function startPortcullis(
   pki: DemoPki,
   upstreamPort: number,
   workers = 1,
+  name = workers > 1 ? `${workers}-workers` : "main",
 ): Promise<{ proc: ManagedProcess; ports: PortcullisPorts }> {
-  const [application, handshake] = await freePorts(2);
-  if (application === undefined || handshake === undefined) throw new Error("no free ports");
-  const listener = (name: string, port: number, clientAuth: "application" | "handshake") => ({
+  const [application, handshake, revocation] = await freePorts(3);
+  if (application === undefined || handshake === undefined || revocation === undefined)
+    throw new Error("no free ports");
+  const listener = (
+    name: string,
+    port: number,
+    clientAuth: "application" | "handshake",
+    store: "devices" | "devices-crl",
+  ) => ({
     name,
     host: "127.0.0.1",
     port,
     clientAuth,
     certificates: [{ cert: pki.serverCert, key: pki.serverKey }],
-    trustStores: ["devices"],
+    trustStores: [store],
+    limits: BENCH_LIMITS,
   });
   const config: ConfigInput = {
     listeners: [
-      listener("application", application, "application"),
-      listener("handshake", handshake, "handshake"),
+      listener("application", application, "application", "devices"),
+      listener("handshake", handshake, "handshake", "devices"),
+      listener("revocation", revocation, "application", "devices-crl"),
     ],
-    trustStores: [{ name: "devices", ca: [pki.caChain] }],
+    trustStores: [
+      { name: "devices", ca: [pki.caChain] },
+      {
+        name: "devices-crl",
+        ca: [pki.caChain],
+        revocation: { mode: "strict", crl: { files: [pki.crl], distributionPoints: false } },
+      },
+    ],
     services: [{ name: "upstream", targets: [`http://127.0.0.1:${upstreamPort}`] }],
-    routes: [{ name: "bench", paths: [BENCH_PATH], service: "upstream", auth: { trustStores: ["devices"] } }],
+    routes: [
+      { name: "bench", paths: [BENCH_PATH], service: "upstream", auth: { trustStores: ["devices"] } },
+      {
+        name: "bench-crl",
+        paths: [BENCH_CRL_PATH],
+        service: "upstream",
+        auth: { trustStores: ["devices-crl"] },
+      },
+    ],
     log: { level: "warn" },
   };
-  const file = join(pki.dir, workers > 1 ? `portcullis-${workers}-workers.yaml` : "portcullis.yaml");
-  writeFileSync(file, stringify({ ...config, store: { url: `sqlite:portcullis-${workers}.db` } }));
+  const file = join(pki.dir, `portcullis-${name}.yaml`);
+  writeFileSync(file, stringify({ ...config, store: { url: `sqlite:portcullis-${name}.db` } }));
   const proc = ManagedProcess.spawn(
-    workers > 1 ? `portcullis --workers ${workers}` : "portcullis",
+    `portcullis (${name}${workers > 1 ? `, --workers ${workers}` : ""})`,
     process.execPath,
     [join(ROOT, "bin", "portcullis.js"), "start", "--config", file, "--workers", String(workers)],
     ROOT,
   );
-  await waitForPorts(proc, [application, handshake]);
-  return { proc, ports: { application, handshake } };
+  await waitForPorts(proc, [application, handshake, revocation]);
+  return { proc, ports: { application, handshake, revocation } };
 }
 
 /** nginx on PATH (or in /usr/sbin, often missing from a user's PATH), if installed. */
@@ -230,34 +269,41 @@ export function findNginx(): string | undefined {
   return undefined;
 }
 
-/** nginx.conf: one worker (Portcullis is one process), the same certificates, CA and upstream. */
-export function nginxConfig(pki: DemoPki, port: number, upstreamPort: number): string {
+/** `nginx -V` names the HTTP/2 module (Debian's nginx-light, nginx-core and nginx-full all have it). */
+export function nginxHasHttp2(binary: string): boolean {
+  const out = spawnSync(binary, ["-V"], { encoding: "utf8" });
+  return /--with-http_v2_module/.test(`${out.stderr}${out.stdout}`);
+}
+
+export interface NginxPorts {
+  /** `ssl_verify_client on`, no revocation checking; HTTP/2 too when the build has it. */
+  port: number;
+  /** The same with `ssl_crl` (the demo CRLs of the intermediate and the root). */
+  crlPort: number;
+}
+
+/**
+ * nginx.conf: one worker (Portcullis is one process), the same certificates, CA and upstream; a second
+ * server checks revocation with `ssl_crl` (nginx sets OpenSSL's CRL_CHECK_ALL, so it needs a CRL for
+ * every CA of the chain: the intermediate's and the root's, in one file).
+ */
+export function nginxConfig(
+  pki: DemoPki,
+  ports: NginxPorts,
+  upstreamPort: number,
+  http2: boolean,
+  crlFile: string,
+  name = "main",
+): string {
   const d = pki.dir;
-  return `# Reference proxy for bench/gateway.bench.ts (generated).
-daemon off;
-worker_processes 1;
-pid ${d}/nginx.pid;
-error_log ${d}/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${d}/nginx-tmp/client_body;
-  proxy_temp_path ${d}/nginx-tmp/proxy;
-  fastcgi_temp_path ${d}/nginx-tmp/fastcgi;
-  uwsgi_temp_path ${d}/nginx-tmp/uwsgi;
-  scgi_temp_path ${d}/nginx-tmp/scgi;
-  upstream bench_upstream {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 32;
-  }
-  server {
-    listen 127.0.0.1:${port} ssl;
+  const server = (port: number, crl: string | undefined) => `  server {
+    listen 127.0.0.1:${port} ssl${http2 ? " http2" : ""};
     server_name localhost;
     ssl_certificate ${pki.serverCert};
     ssl_certificate_key ${pki.serverKey};
     ssl_client_certificate ${pki.caChain};
     ssl_verify_client on;
-    ssl_verify_depth 3;
+    ssl_verify_depth 3;${crl ? `\n    ssl_crl ${crl};` : ""}
     keepalive_timeout 120s;
     keepalive_requests 1000000;
     error_page 495 496 =401 /unauthorized;
@@ -273,26 +319,50 @@ http {
       proxy_set_header X-Client-Subject $ssl_client_s_dn;
     }
   }
-}
+`;
+  return `# Reference proxy for bench/gateway.bench.ts (generated).
+daemon off;
+worker_processes 1;
+pid ${d}/nginx-${name}.pid;
+error_log ${d}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${d}/nginx-tmp/client_body;
+  proxy_temp_path ${d}/nginx-tmp/proxy;
+  fastcgi_temp_path ${d}/nginx-tmp/fastcgi;
+  uwsgi_temp_path ${d}/nginx-tmp/uwsgi;
+  scgi_temp_path ${d}/nginx-tmp/scgi;
+  upstream bench_upstream {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 32;
+  }
+${server(ports.port, undefined)}${server(ports.crlPort, crlFile)}}
 `;
 }
 
+/** nginx with the generated config; `name` keeps each instance's config and pid file apart. */
 export async function startNginx(
   binary: string,
   pki: DemoPki,
   upstreamPort: number,
-): Promise<{ proc: ManagedProcess; port: number }> {
-  const [port] = await freePorts(1);
-  if (port === undefined) throw new Error("no free port");
+  name = "main",
+): Promise<{ proc: ManagedProcess; ports: NginxPorts; http2: boolean }> {
+  const [port, crlPort] = await freePorts(2);
+  if (port === undefined || crlPort === undefined) throw new Error("no free port");
+  const ports = { port, crlPort };
+  const http2 = nginxHasHttp2(binary);
   mkdirSync(join(pki.dir, "nginx-tmp"), { recursive: true });
-  const file = join(pki.dir, "nginx.conf");
-  writeFileSync(file, nginxConfig(pki, port, upstreamPort));
+  const crlFile = join(pki.dir, "nginx-crls.pem");
+  writeFileSync(crlFile, readFileSync(pki.crl, "utf8") + readFileSync(pki.rootCrl, "utf8"));
+  const file = join(pki.dir, `nginx-${name}.conf`);
+  writeFileSync(file, nginxConfig(pki, ports, upstreamPort, http2, crlFile, name));
   const proc = ManagedProcess.spawn(
-    "nginx",
+    `nginx (${name})`,
     binary,
     ["-p", `${pki.dir}/`, "-c", file, "-e", join(pki.dir, "nginx-error.log")],
     pki.dir,
   );
-  await waitForPorts(proc, [port]);
-  return { proc, port };
+  await waitForPorts(proc, [port, crlPort]);
+  return { proc, ports, http2 };
 }
