@@ -117,16 +117,10 @@ export function handleRequest(
   res.once("finish", () =>
     deps.metrics.observeRequest(route.name, res.statusCode, (performance.now() - startedAt) / 1000),
   );
+  const to: ProxyTarget = { route: route.name, service: route.service, host, target, startedAt };
   if (!route.policy) {
     noteAnswer(state, "passed");
-    proxy(
-      deps,
-      req,
-      res,
-      listener,
-      { route: route.name, service: route.service, host, target, startedAt },
-      undefined,
-    );
+    proxy(deps, req, res, listener, to, undefined);
     return;
   }
   const verdict = authorize(deps, state, route.policy, { listener, route: route.name, host }, new Date());
@@ -137,14 +131,7 @@ export function handleRequest(
       sendDeny(res, v.reason, startedAt, listener.hideReason);
       return;
     }
-    proxy(
-      deps,
-      req,
-      res,
-      listener,
-      { route: route.name, service: route.service, host, target, startedAt },
-      v.identity,
-    );
+    proxy(deps, req, res, listener, to, v.identity);
   };
   if (verdict instanceof Promise) {
     verdict.then(proceed, (err: unknown) => {
