@@ -3,8 +3,9 @@
 // byte is read; in application mode the verdict only decides which limits the connection gets.
 import type { TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/compile.ts";
+import type { ConnectionIdentity } from "../identity/types.ts";
 import { type PresentedChains, readConnectionIdentity } from "../tls/connection-identity.ts";
-import type { ConnectionState } from "../tls/connection-state.ts";
+import { ConnectionDecisions, type ConnectionState } from "../tls/connection-state.ts";
 import type { SessionNames } from "../tls/session-names.ts";
 import type { Authenticator } from "./authenticator.ts";
 import { noteDecision } from "./authorize.ts";
@@ -21,6 +22,33 @@ export interface AdmissionDeps {
   readonly metrics: GatewayMetrics;
 }
 
+/**
+ * The state of an admitted connection. It lives as long as the connection, idle or not, so it holds what
+ * requests need and nothing more: the verdicts sit in ConnectionDecisions (one inline), and the log source
+ * is spelled out only when a refusal is logged.
+ */
+class AdmittedConnection implements ConnectionState {
+  readonly identity: ConnectionIdentity;
+  readonly decisions = new ConnectionDecisions();
+  authenticated = false;
+  refusedInARow = 0;
+  readonly peer: string;
+  deviceId: string | undefined = undefined;
+  withDevice: ConnectionState["withDevice"] = undefined;
+  /** The leaf's fingerprint when the chain verified at the handshake: refusals are logged under it. */
+  verifiedFingerprint: string | undefined = undefined;
+
+  constructor(identity: ConnectionIdentity, peer: string) {
+    this.identity = identity;
+    this.peer = peer;
+  }
+
+  get source(): string {
+    const fingerprint = this.verifiedFingerprint;
+    return fingerprint === undefined ? addressSource(this.peer) : `certificate ${fingerprint}`;
+  }
+}
+
 export function admitConnection(
   socket: TLSSocket,
   listener: CompiledListener,
@@ -34,21 +62,14 @@ export function admitConnection(
     deps.authenticator.limits,
   );
   const peer = socket.remoteAddress ?? "";
-  const state: ConnectionState = {
-    identity,
-    decisions: new Map(),
-    authenticated: false,
-    refusedInARow: 0,
-    peer,
-    source: addressSource(peer),
-  };
+  const state = new AdmittedConnection(identity, peer);
   if (listener.clientAuth === "off") return state;
   // Judged with the revocation data loaded now: a status that needs fetching (OCSP, distribution points)
   // is not waited for here but decided per request, where the route's policy fetches it.
   const decided = deps.authenticator.decide(identity, listener.policy, new Date());
   const verdict = !decided.allow && decided.reason === "revocation_unknown" ? undefined : decided;
   state.authenticated = verdict?.allow ?? true;
-  if (state.authenticated && identity.leaf) state.source = `certificate ${identity.leaf.fingerprint}`;
+  if (state.authenticated && identity.leaf) state.verifiedFingerprint = identity.leaf.fingerprint;
   if (listener.clientAuth !== "handshake") return state;
   // OpenSSL's verdict (when it verified against the trust stores) is a second, independent check.
   const opensslVerified = !listener.sendCaNames || socket.authorized;

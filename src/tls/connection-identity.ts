@@ -95,9 +95,13 @@ export function readConnectionIdentity(
   const base = { sni, listener, resumed };
   // Never trust `authorized` alone: on some runtimes a resumed TLS 1.3 session without any certificate
   // reads authorized=true. The presence of a peer certificate is what says one was sent.
+  // Taken once: what is needed is parsed (and cached) below, so the socket does not hold the DER while it
+  // lives (an idle connection would keep ~3 KiB of buffers for nothing).
+  const captured = (socket as ChainCarrier)[kChain];
+  (socket as ChainCarrier)[kChain] = undefined;
   const leafX509 = socket.getPeerX509Certificate();
   if (!leafX509) return { ...base, leaf: undefined, presented: [], chainFingerprint: "" };
-  const chainDer = (socket as ChainCarrier)[kChain] ?? peerChainDer(socket);
+  const chainDer = captured ?? peerChainDer(socket);
   // Counted before anything is parsed: a client sending hundreds of certificates pays, the gateway not.
   const over = countOverLimits(
     Math.max(chainDer.length, 1),

@@ -5,10 +5,47 @@ import type { ConnectionIdentity, Decision, DeviceIdentity } from "../identity/t
 
 const kState = Symbol("portcullis.connection");
 
+/** A verdict remembered on a connection, with the revocation epoch it was reached under. */
+export interface DecisionMemo {
+  readonly decision: Decision;
+  readonly epoch: number;
+}
+
+/** Verdicts by auth policy id (a Map will do; ConnectionDecisions is the lean one). */
+export interface DecisionMemos {
+  get(policyId: string): DecisionMemo | undefined;
+  set(policyId: string, memo: DecisionMemo): unknown;
+}
+
+/**
+ * Verdicts by auth policy id. Nearly every connection meets one policy (a device talks to its route), so
+ * the first is held inline and a Map is made only for a second one: an idle fleet holds one per connection.
+ */
+export class ConnectionDecisions implements DecisionMemos {
+  #policyId: string | undefined = undefined;
+  #memo: DecisionMemo | undefined = undefined;
+  #others: Map<string, DecisionMemo> | undefined = undefined;
+
+  get(policyId: string): DecisionMemo | undefined {
+    return policyId === this.#policyId ? this.#memo : this.#others?.get(policyId);
+  }
+
+  set(policyId: string, memo: DecisionMemo): this {
+    if (this.#policyId === undefined || this.#policyId === policyId) {
+      this.#policyId = policyId;
+      this.#memo = memo;
+    } else {
+      this.#others ??= new Map();
+      this.#others.set(policyId, memo);
+    }
+    return this;
+  }
+}
+
 export interface ConnectionState {
   readonly identity: ConnectionIdentity;
   /** Verdicts by auth policy id, computed once per connection and chain, with the revocation epoch. */
-  readonly decisions: Map<string, { readonly decision: Decision; readonly epoch: number }>;
+  readonly decisions: DecisionMemos;
   /**
    * The connection's standing: set at the handshake when the chain verified against a trust store of the
    * listener; cleared by a denial (suspended, unregistered, revoked, not matched …), set again by an allowed
@@ -21,9 +58,9 @@ export interface ConnectionState {
   readonly peer: string;
   /**
    * Who the refusals on this connection are logged for (sampled per source): the certificate when its
-   * chain verified (a client cannot mint those), else the client's address.
+   * chain verified at the handshake (a client cannot mint those), else the client's address.
    */
-  source: string;
+  readonly source: string;
   /** The registry device this connection authenticated as, so its connections can be closed at once. */
   deviceId?: string;
   /** The last identity merged with its registry device (authorize.ts), reused while neither changes. */

@@ -55,25 +55,52 @@ interface Tracked {
   readonly state: ConnectionState;
   readonly tracker: ConnectionTracker;
   /** Set when the connection speaks HTTP/2. */
-  session?: Http2Session;
+  session: Http2Session | undefined;
+}
+
+/** HTTP/1.1 idle timeout: close the connection unless a request is in flight (`this`: the socket). */
+function closeIfIdle(this: TLSSocket): void {
+  if ((trackedOf(this)?.slot.inFlight ?? 0) === 0) this.destroy();
+}
+
+/** HTTP/2 idle timeout: GOAWAY (`this`: the session). */
+function closeSession(this: Http2Session): void {
+  this.close();
 }
 
 export class ListenerServer {
   #listener: CompiledListener;
   #sni: SniSelector;
   readonly #server: Http2SecureServer;
-  readonly #sockets = new Map<TLSSocket, Tracked>();
+  readonly #sockets = new Set<TLSSocket>();
   readonly #sessions = new Set<Http2Session>();
   readonly #slots: ConnectionSlots;
   readonly #hooks: ListenerHooks;
   #draining = false;
+  /** Listeners shared by every connection (called with it as `this`): an idle one holds no closure of its own. */
+  readonly #onSocketClose: (this: TLSSocket) => void;
+  readonly #onSessionClose: (this: Http2Session) => void;
 
   constructor(listener: CompiledListener, hooks: ListenerHooks) {
     this.#listener = listener;
     this.#hooks = hooks;
-    this.#slots = new ConnectionSlots({
+    const sockets = this.#sockets;
+    const sessions = this.#sessions;
+    const slots = new ConnectionSlots({
       limitHit: (limit, action) => hooks.limitHit(this.#listener, limit, action),
     });
+    this.#slots = slots;
+    this.#onSocketClose = function (this: TLSSocket) {
+      const tracked = trackedOf(this);
+      if (tracked) {
+        tracked.tracker.close();
+        slots.release(tracked.slot);
+      }
+      sockets.delete(this);
+    };
+    this.#onSessionClose = function (this: Http2Session) {
+      sessions.delete(this);
+    };
     this.#sni = buildSniSelector(listener);
     // Limits that Node reads once at creation; a reload that changes them needs a restart.
     const { limits } = listener;
@@ -105,12 +132,12 @@ export class ListenerServer {
     );
     this.#server.on("session", (session: Http2Session) => {
       this.#sessions.add(session);
-      session.once("close", () => this.#sessions.delete(session));
+      session.on("close", this.#onSessionClose);
       // An HTTP/2 session reads its socket natively, so idleness is measured on the session.
       const tracked = trackedOf(session.socket);
       if (tracked) {
         tracked.session = session;
-        session.on("timeout", () => session.close());
+        session.on("timeout", closeSession);
         this.#applyIdleTimeout(tracked);
       }
       if (this.#draining) session.close();
@@ -176,20 +203,19 @@ export class ListenerServer {
       return;
     }
     attachConnectionState(socket, state);
-    const tracked: Tracked = { slot, state, tracker: hooks.trackConnection(listener, state.authenticated) };
-    this.#sockets.set(socket, tracked);
+    const tracked: Tracked = {
+      slot,
+      state,
+      tracker: hooks.trackConnection(listener, state.authenticated),
+      session: undefined,
+    };
+    this.#sockets.add(socket);
     (socket as TrackedCarrier)[kTracked] = tracked;
     if (!isHttp2(socket)) {
       this.#applyIdleTimeout(tracked);
-      socket.on("timeout", () => {
-        if (tracked.slot.inFlight === 0) socket.destroy();
-      });
+      socket.on("timeout", closeIfIdle);
     }
-    socket.once("close", () => {
-      tracked.tracker.close();
-      this.#slots.release(slot);
-      this.#sockets.delete(socket);
-    });
+    socket.on("close", this.#onSocketClose);
   }
 
   /**
@@ -253,7 +279,7 @@ export class ListenerServer {
 
   /** The state of every open connection (admitted ones: each has one). */
   *connections(): Generator<ConnectionState> {
-    for (const socket of this.#sockets.keys()) {
+    for (const socket of this.#sockets) {
       const state = connectionStateOf(socket);
       if (state) yield state;
     }
@@ -262,7 +288,7 @@ export class ListenerServer {
   /** Closes at once every open connection whose state matches (HTTP/1.1 keep-alive and HTTP/2 alike). */
   closeConnections(match: (state: ConnectionState) => boolean): number {
     let closed = 0;
-    for (const socket of this.#sockets.keys()) {
+    for (const socket of this.#sockets) {
       const state = connectionStateOf(socket);
       if (state && match(state)) {
         socket.destroy();
@@ -277,11 +303,11 @@ export class ListenerServer {
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const session of this.#sessions) session.close();
-    for (const [socket, tracked] of this.#sockets)
-      if (tracked.slot.inFlight === 0 && !isHttp2(socket)) socket.end();
+    for (const socket of this.#sockets)
+      if ((trackedOf(socket)?.slot.inFlight ?? 0) === 0 && !isHttp2(socket)) socket.end();
     const timer = setTimeout(() => {
       for (const session of this.#sessions) session.destroy();
-      for (const socket of this.#sockets.keys()) socket.destroy();
+      for (const socket of this.#sockets) socket.destroy();
     }, graceMs);
     timer.unref();
     await closed;
