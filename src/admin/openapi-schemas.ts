@@ -129,6 +129,17 @@ export const schemas: Record<string, Json> = {
         description: "Under --workers without a primary admin: the worker that answered.",
       },
       workers: { type: "integer", description: "Under --workers: the workers running." },
+      lastReload: {
+        type: "object",
+        description:
+          "The last reload (SIGHUP or a changed file), absent before the first. error: the new config was rejected and the old one keeps serving.",
+        properties: {
+          result: { type: "string", enum: ["ok", "error"] },
+          at: dateTime,
+          error: { type: "string" },
+        },
+        required: ["result", "at"],
+      },
       listeners: {
         type: "array",
         items: {

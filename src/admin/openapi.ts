@@ -42,7 +42,29 @@ const query = (name: string, schema: Json, description: string): Json => ({
   description,
 });
 
+const probe = (operationId: string, summary: string, failing: string): Json => ({
+  get: {
+    operationId,
+    summary,
+    description:
+      "Kubernetes' conventions: `ok`, or one `[-]check failed: why` line per failing check; `?verbose` lists every check. No bearer token needed unless admin.publicHealth is false.",
+    security: [{}, { bearerAuth: [] }],
+    parameters: [query("verbose", { type: "string" }, "List every check, passing ones too")],
+    responses: {
+      200: { description: "ok", content: { "text/plain": { schema: { type: "string" } } } },
+      503: { description: failing, content: { "text/plain": { schema: { type: "string" } } } },
+      ...use("Unauthorized"),
+    },
+  },
+});
+
 const paths: Record<string, Json> = {
+  "/healthz": probe("getHealthz", "Liveness: the process answers", "Not alive"),
+  "/readyz": probe(
+    "getReadyz",
+    "Readiness: config loaded, listeners bound (not draining), device store reachable",
+    "Not ready: the failing checks",
+  ),
   "/status": {
     get: {
       operationId: "getStatus",

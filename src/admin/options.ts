@@ -15,6 +15,23 @@ export interface AdminStatus {
   readonly version: string;
   readonly uptimeSeconds: number;
   readonly listeners: readonly { name: string; address: string; port: number; clientAuth: string }[];
+  readonly lastReload?: ReloadStatus;
+}
+
+/** When the gateway last loaded its config again (absent until the first reload). */
+export interface ReloadStatus {
+  readonly result: "ok" | "error";
+  /** ISO 8601. */
+  readonly at: string;
+  /** Why the new config was rejected (the old one kept serving). */
+  readonly error?: string;
+}
+
+/** One readiness check for GET /readyz: `config`, `listeners`, `store`. */
+export interface ReadinessCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail?: string;
 }
 
 export interface AdminTls {
@@ -35,6 +52,13 @@ export interface AdminOptions {
   readonly port: number;
   readonly token: string;
   readonly status: () => AdminStatus;
+  /**
+   * Readiness checks for GET /readyz besides the store's (which the admin server adds): config loaded,
+   * listeners bound. None: ready as soon as the admin listener answers.
+   */
+  readonly readiness?: () => readonly ReadinessCheck[];
+  /** GET /healthz and GET /readyz answer without the bearer token (`admin.publicHealth`; default true). */
+  readonly publicHealth?: boolean;
   readonly store: DeviceStore;
   readonly decisions: DecisionLog;
   readonly metrics: MetricsSource;

@@ -16,9 +16,9 @@ import { HttpError, toHttpError } from "./errors.ts";
 import { registerImportRoute } from "./import.ts";
 import type { AdminOptions } from "./options.ts";
 import { AdminRouter } from "./router.ts";
-import { registerSystemRoutes } from "./system-routes.ts";
+import { HEALTH_PATHS, registerSystemRoutes } from "./system-routes.ts";
 
-export type { AdminOptions, AdminStatus, AdminTls } from "./options.ts";
+export type { AdminOptions, AdminStatus, AdminTls, ReadinessCheck, ReloadStatus } from "./options.ts";
 
 const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 300_000 };
 
@@ -82,8 +82,12 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const startedAt = performance.now();
     try {
-      this.#authorize(req);
       const url = new URL(req.url ?? "/", "http://admin.invalid");
+      // Probes answer without the token (they reveal only ok / not ready), unless configured otherwise;
+      // a client certificate, when the admin listener asks for one, is still required.
+      const probe = (this.#options.publicHealth ?? true) && HEALTH_PATHS.has(url.pathname);
+      if (probe) this.#authorizeClientCert(req);
+      else this.#authorize(req);
       const match = this.#router.match(req.method ?? "GET", url.pathname);
       if (match.kind === "not-found") throw new HttpError(404, "Not found");
       if (match.kind === "wrong-method") {
@@ -109,13 +113,17 @@ export class AdminServer {
     }
   }
 
-  #authorize(req: IncomingMessage): void {
+  #authorizeClientCert(req: IncomingMessage): void {
     // The handshake already refused unverified clients; this guards against a TLS option slipping.
     if (this.#requireClientCert && !(req.socket as TLSSocket).authorized) {
       throw new HttpError(401, "A client certificate from the admin trust stores is required", {
         headers: { connection: "close" },
       });
     }
+  }
+
+  #authorize(req: IncomingMessage): void {
+    this.#authorizeClientCert(req);
     if (!bearerTokenMatches(req, this.#options.token)) {
       throw new HttpError(401, "Unauthorized", {
         headers: { "www-authenticate": 'Bearer realm="portcullis"' },

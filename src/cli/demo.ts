@@ -1,9 +1,11 @@
 // `portcullis demo`: creates (or reuses) the demo PKI and config, starts the echo upstream and the
 // gateway, and prints the curl commands that replay the seed proof of concept.
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
+import { parse } from "yaml";
 import { loadConfig } from "../config/load.ts";
 import type { ClientAuthMode } from "../config/schema.ts";
 import { demoConfigYaml } from "../demo/demo-config.ts";
@@ -19,6 +21,93 @@ import { UsageError } from "./usage.ts";
 import { parseWorkers, runWorkers } from "./workers.ts";
 
 const HOST = "mtls.auth.local.com";
+
+/** The built-in echo upstream's preferred port, when neither --echo-port nor an earlier run chose one. */
+export const DEMO_ECHO_PORT = 8445;
+
+/** The echo port an earlier demo wrote into this directory's config, so that a new run keeps the config. */
+function previousEchoPort(dir: string): number | undefined {
+  try {
+    const config = parse(readFileSync(join(dir, "portcullis.yaml"), "utf8")) as {
+      services?: { name?: string; targets?: string[] }[];
+    };
+    const target = config.services?.find((s) => s.name === "echo")?.targets?.[0];
+    if (target === undefined) return undefined;
+    const url = new URL(target);
+    return url.hostname === "127.0.0.1" && url.port !== "" ? Number(url.port) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The built-in echo upstream's port: --echo-port; else the one this directory's config names (a new run
+ * leaves the config, and a `portcullis start` on it, as they were); else 8445, or any free port when 8445
+ * is taken (another demo in another directory).
+ */
+async function chooseEchoPort(dir: string, flag: string | undefined): Promise<number> {
+  if (flag !== undefined) return portArg("echo-port", flag);
+  const previous = previousEchoPort(dir);
+  if (previous !== undefined) return previous;
+  return (await portFree("127.0.0.1", DEMO_ECHO_PORT)) ? DEMO_ECHO_PORT : 0;
+}
+
+/** In the demo directory while a demo runs there: its process id. */
+const PID_FILE = "demo.pid";
+
+/** The pid of a demo still running in `dir`, if its pid file names a live process other than this one. */
+function runningDemo(dir: string): number | undefined {
+  const file = join(dir, PID_FILE);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, "utf8").trim());
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    // EPERM: alive, but another user's.
+    return (err as NodeJS.ErrnoException).code === "EPERM" ? pid : undefined;
+  }
+}
+
+/** Resolves if `port` can be bound on `host` now (then frees it at once); a port of 0 always can. */
+function portFree(host: string, port: number): Promise<boolean> {
+  if (port === 0) return Promise.resolve(true);
+  return new Promise((done) => {
+    const probe = createServer();
+    probe.once("error", () => done(false));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => done(true)));
+  });
+}
+
+/**
+ * Refuses to start, before anything is written, when a demo already runs in `dir` or one of the ports is
+ * taken: a second `npm start` must leave a running demo (and its config) alone.
+ */
+async function checkDemoCanStart(
+  dir: string,
+  ports: readonly { what: string; flag: string; port: number }[],
+): Promise<void> {
+  const pid = runningDemo(dir);
+  if (pid !== undefined) {
+    throw new UsageError(
+      `demo: a demo is already running in ${dir} (pid ${pid}); stop it (Ctrl-C) first, or use another --dir and other ports`,
+    );
+  }
+  for (const { what, flag, port } of ports) {
+    if (!(await portFree("127.0.0.1", port))) {
+      throw new UsageError(
+        `demo: port ${port} (${what}) on 127.0.0.1 is already in use; stop what uses it or pass another --${flag}`,
+      );
+    }
+  }
+}
+
+/** Writes the config only when its text changed, so that a running gateway watching it is not reloaded. */
+function writeIfChanged(file: string, text: string): void {
+  if (existsSync(file) && readFileSync(file, "utf8") === text) return;
+  writeFileSync(file, text);
+}
 
 function portArg(name: string, value: string): number {
   const port = Number(value);
@@ -36,6 +125,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       "admin-port": { type: "string", default: "8444" },
       dir: { type: "string", default: ".portcullis-demo" },
       upstream: { type: "string" },
+      "echo-port": { type: "string" },
       store: { type: "string", default: "sqlite:portcullis.db" },
       workers: { type: "string" },
     },
@@ -57,11 +147,28 @@ export async function runDemo(argv: string[]): Promise<number> {
     throw new UsageError(`demo: --store must be sqlite:PATH or postgres://…, got "${values.store}"`);
   }
   const dir = resolve(values.dir);
+  const echoPort = await chooseEchoPort(dir, values["echo-port"]);
+  await checkDemoCanStart(dir, [
+    { what: "gateway listener demo", flag: "port", port },
+    { what: "admin listener", flag: "admin-port", port: adminPort },
+    ...(values.upstream === undefined
+      ? [{ what: "built-in echo upstream", flag: "echo-port", port: echoPort }]
+      : []),
+  ]);
   const pki = await ensureDemoPki(dir);
-  const echo = values.upstream === undefined ? await startEchoUpstream() : undefined;
+  const pidFile = join(dir, PID_FILE);
+  writeFileSync(pidFile, `${process.pid}\n`);
+  process.once("exit", () => {
+    try {
+      if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) rmSync(pidFile, { force: true });
+    } catch {
+      // Already gone.
+    }
+  });
+  const echo = values.upstream === undefined ? await startEchoUpstream(echoPort) : undefined;
   const upstream = values.upstream ?? echo?.url ?? "";
   const configFile = join(dir, "portcullis.yaml");
-  writeFileSync(configFile, demoConfigYaml({ mode, port, adminPort, upstream, store: values.store }));
+  writeIfChanged(configFile, demoConfigYaml({ mode, port, adminPort, upstream, store: values.store }));
   const config = await loadConfig(configFile);
   const workers = parseWorkers(values.workers);
   const show = (listenPort: number, listenAdmin: number) =>

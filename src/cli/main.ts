@@ -13,6 +13,7 @@ type Run = (argv: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Run>> = {
   demo: async () => (await import("./demo.ts")).runDemo,
   start: async () => (await import("./start.ts")).runStart,
+  check: async () => (await import("./check.ts")).runCheck,
   echo: async () => (await import("./echo.ts")).runEcho,
   pki: async () => (await import("./pki.ts")).runPki,
   verify: async () => (await import("./verify.ts")).runVerify,

@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 import { AggregatorRegistry } from "prom-client";
 import { AdminServer } from "../admin/server.ts";
 import type { CompiledConfig } from "../config/compile.ts";
+import { bindError } from "../gateway/bind-error.ts";
 import { DecisionLog } from "../gateway/decision-log.ts";
 import type { DecisionsMessage } from "../gateway/worker-link.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
@@ -40,6 +41,15 @@ export async function startPrimaryAdmin(
     tls: admin.tls ? { cert: admin.tls.cert, key: admin.tls.key, ca: admin.tls.ca } : undefined,
     store,
     decisions,
+    publicHealth: admin.publicHealth,
+    // Ready once a worker listens on every listener (the workers report their bound ports).
+    readiness: () => {
+      const unbound = config.listeners.filter((l) => !ports().has(l.name)).map((l) => l.name);
+      return [
+        { name: "config", ok: true },
+        { name: "listeners", ok: unbound.length === 0, detail: `not listening yet: ${unbound.join(", ")}` },
+      ];
+    },
     metrics: { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
     status: () => ({
       status: "ok",
@@ -55,7 +65,9 @@ export async function startPrimaryAdmin(
       })),
     }),
   });
-  const { port } = await server.listen(admin.host, admin.port);
+  const { port } = await server
+    .listen(admin.host, admin.port)
+    .catch((err: unknown) => bindError(err, "admin listener", admin.host, admin.port));
   return {
     port,
     async close() {

@@ -17,7 +17,17 @@ test("devices usage lists every device status and binding kind", () => {
 });
 
 test("every command has a usage text and a line in the overview", () => {
-  assert.deepEqual(COMMAND_NAMES, ["demo", "start", "echo", "pki", "verify", "devices", "version", "help"]);
+  assert.deepEqual(COMMAND_NAMES, [
+    "demo",
+    "start",
+    "check",
+    "echo",
+    "pki",
+    "verify",
+    "devices",
+    "version",
+    "help",
+  ]);
   for (const name of COMMAND_NAMES) {
     assert.match(commandUsage(name) ?? "", new RegExp(`^Usage:[\\s\\S]*portcullis ${name}\\b`), name);
     assert.match(USAGE, new RegExp(`^ {2}${name}\\b`, "m"), name);

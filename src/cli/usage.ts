@@ -10,10 +10,12 @@ export const USAGE = `Usage: portcullis <command> [options]
 
 Commands:
   demo [--mode application|handshake] [--port 8443] [--admin-port 8444] [--dir .portcullis-demo]
-       [--upstream URL] [--store sqlite:PATH|postgres://…] [--workers N]
+       [--upstream URL] [--echo-port N] [--store sqlite:PATH|postgres://…] [--workers N]
         create (or reuse) a demo PKI and config, start an echo upstream and the gateway
   start --config FILE [--workers N]
                           run a gateway from a YAML config (N processes sharing its ports)
+  check --config FILE [--json]
+                          validate a config as start would, without binding ports (exit 0 ok, 2 not)
   echo [--port N] [--host 127.0.0.1]
                           run the demo's echo upstream on its own
   pki init|issue|revoke|crl ...
@@ -28,10 +30,11 @@ Commands:
 `;
 
 const DEMO_USAGE = `Usage: portcullis demo [--mode application|handshake] [--port 8443] [--admin-port 8444]
-                       [--dir .portcullis-demo] [--upstream URL] [--store URL] [--workers N]
+                       [--dir .portcullis-demo] [--upstream URL] [--echo-port N] [--store URL] [--workers N]
 
 Creates (or reuses) a demo PKI and config in --dir, starts a built-in echo upstream and the gateway,
-registers the device device-001, and prints curl commands to try. Ctrl-C stops it.
+registers the device device-001, and prints curl commands to try. Ctrl-C stops it. It refuses to start,
+before writing anything, when a demo already runs in --dir or one of its ports is taken.
 
   --mode MODE        application (default): a bad certificate gets an HTTP 401 with a reason;
                      handshake: it fails the TLS handshake
@@ -39,6 +42,8 @@ registers the device device-001, and prints curl commands to try. Ctrl-C stops i
   --admin-port N     the admin API's port (default 8444; its bearer token is in DIR/admin.token)
   --dir DIR          where the PKI, config, token and SQLite registry live (default .portcullis-demo)
   --upstream URL     route to this HTTP service instead of the built-in echo
+  --echo-port N      the built-in echo upstream's port (default: the one the directory's config names,
+                     else 8445, else any free port; 0 for any free port)
   --store URL        device registry: sqlite:PATH (relative to --dir; default sqlite:portcullis.db)
                      or postgres://… (several demo gateways sharing one registry)
   --workers N        N gateway processes sharing the ports (node:cluster, 1 to 64; default 1)
@@ -51,6 +56,17 @@ SIGTERM or SIGINT; SIGHUP or a change of the file reloads it. Exit 2 on a bad co
 
   --config, -c FILE  the YAML config
   --workers N        N gateway processes sharing the ports (node:cluster, 1 to 64; default 1)
+`;
+
+const CHECK_USAGE = `Usage: portcullis check --config FILE [--json]
+
+Validates the YAML config as portcullis start does — the YAML, every key, the files it names
+(certificates, keys, CA bundles, CRL files, the admin token), trust stores, services and routes —
+without binding a port, opening the device store or fetching CRL URLs and OCSP. Like nginx -t.
+Exit 0 when start would accept it (a summary is printed), 2 with each problem on its line otherwise.
+
+  --config, -c FILE  the YAML config (also: portcullis check FILE)
+  --json             {"ok":true,...} or {"ok":false,"errors":[{"path":...,"message":...}]} on stdout
 `;
 
 const ECHO_USAGE = `Usage: portcullis echo [--port N] [--host 127.0.0.1]
@@ -115,8 +131,8 @@ a reason code), 2 for a wrong command line or an unreadable input.
   --at TIME            verify at this time: ISO 8601 (UTC unless an offset is given) or Unix seconds
   --config FILE --host HOST --path PATH
                        verify as the config's route for a GET of HOST and PATH does (its trust stores,
-                       policy and CRL files; the registry, CRL URLs and OCSP are not consulted offline),
-                       explaining each step
+                       policy, CRL files and device registry, read-only; CRL URLs and OCSP are not
+                       fetched), explaining each step
   --json               the verdict as JSON
 `;
 
@@ -129,12 +145,13 @@ Prints the version, and the Node.js and OpenSSL it runs on, e.g.
 const HELP_USAGE = `Usage: portcullis help [COMMAND]
 
 Without COMMAND, lists the commands; with one, prints its usage (as portcullis COMMAND --help does).
-Commands: demo, start, echo, pki, verify, devices, version, help.
+Commands: demo, start, check, echo, pki, verify, devices, version, help.
 `;
 
 const COMMAND_USAGE: Readonly<Record<string, string>> = {
   demo: DEMO_USAGE,
   start: START_USAGE,
+  check: CHECK_USAGE,
   echo: ECHO_USAGE,
   pki: PKI_USAGE,
   verify: VERIFY_USAGE,

@@ -1,7 +1,7 @@
 // `portcullis verify` as users run it (the real CLI in a child process): exit codes 0/1/2, the JSON shape,
 // --at and --purpose changing the verdict, --crl, and the --config form agreeing with a running demo gateway.
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type GatewayProcess, runCli, startDemo, tempDir } from "../../test/helpers/gateway-process.ts";
@@ -220,6 +220,36 @@ describe("portcullis verify against the demo PKI and config, next to the running
     assert.match(none.stdout, /404/);
   });
 
+  test("--config consults the config's registry, read-only, or says plainly that it could not", async () => {
+    const config = at("portcullis.yaml");
+    const args = ["--config", config, "--host", "localhost", "--path", "/echo"];
+    const known = await verify(...args, at("device.crt"));
+    assert.equal(known.code, 0, known.stdout + known.stderr);
+    assert.match(known.stdout, /^registry: registered device "device-001" \(active, groups demo\)$/m);
+    const unknown = await verify(...args, at("unregistered-device.crt"));
+    assert.equal(unknown.code, 1, unknown.stdout);
+    assert.match(unknown.stdout, /^registry: no device is registered for certificate [0-9a-f]{64}$/m);
+    assert.match(unknown.stdout, /^rejected: unknown_device$/m);
+
+    const elsewhere = at("portcullis-no-store.yaml");
+    const text = readFileSync(config, "utf8");
+    assert.match(text, /url: sqlite:portcullis\.db/);
+    writeFileSync(elsewhere, text.replace("url: sqlite:portcullis.db", "url: sqlite:no-such-dir/none.db"));
+    const none = await verify(
+      "--config",
+      elsewhere,
+      "--host",
+      "localhost",
+      "--path",
+      "/echo",
+      at("device.crt"),
+    );
+    assert.equal(none.code, 1, none.stdout);
+    assert.match(none.stdout, /could not consult the SQLite registry .*none\.db: the file does not exist/);
+    assert.match(none.stdout, /^rejected: registry_unavailable$/m);
+    assert.equal(existsSync(at("no-such-dir")), false, "nothing was created");
+  });
+
   for (const name of certs) {
     test(`--config agrees with the gateway on ${name}`, async () => {
       const cli = await verify(
@@ -244,12 +274,8 @@ describe("portcullis verify against the demo PKI and config, next to the running
       const status = answer.http?.status;
       assert.ok(status !== undefined, `no HTTP answer: ${answer.error}`);
       const body = status === 200 ? {} : JSON.parse(answer.http?.body ?? "{}");
-      // The registry is the one input the offline CLI cannot see; it says so, and only then may differ.
-      assert.ok(["off", "optional", "required"].includes(verdict.registry), cli.stdout);
-      if (verdict.accepted && status !== 200 && verdict.registry !== "off") {
-        assert.match(body.reason, /^(unknown_device|device_\w+)$/);
-        return;
-      }
+      // The registry too (read-only): unregistered-device is unknown_device for both.
+      assert.equal(verdict.registry, "required", cli.stdout);
       assert.equal(
         verdict.accepted,
         status === 200,

@@ -251,13 +251,12 @@ async function runWithConfig(
     ),
   ];
   const revocation = crlFiles.length > 0 ? await loadCrls(crlFiles) : undefined;
-  const { decision, softFailures } = evaluateDetailed(
-    identityOf(leaf, presented),
-    policy,
-    config.trustStores,
-    at,
-    { revocation, limits: config.chainLimits },
-  );
+  const evaluated = evaluateDetailed(identityOf(leaf, presented), policy, config.trustStores, at, {
+    revocation,
+    limits: config.chainLimits,
+  });
+  const { softFailures } = evaluated;
+  let decision: Decision = evaluated.decision;
   if (crlFiles.length > 0)
     out.lines.push(
       `revocation: CRL files ${crlFiles.join(", ")} (CRL URLs and OCSP are not fetched offline)`,
@@ -265,8 +264,14 @@ async function runWithConfig(
   for (const soft of softFailures)
     out.lines.push(`revocation (soft) in trust store "${soft.store}": ${soft.detail}`);
   out.lines.push(`decided by: ${decidedBy(decision, attempts)}`);
-  if (policy.registry === "required" || policy.registry === "optional") {
-    out.lines.push(`note: the registry (${policy.registry}) is not consulted offline`);
+  // The registry (read-only), as the gateway consults it: only for a chain the engine accepted.
+  let registry: { consulted: boolean; deviceId?: string } | undefined;
+  if (decision.allow && (policy.registry === "required" || policy.registry === "optional")) {
+    const { consultRegistry } = await import("./verify-registry.ts");
+    const verdict = await consultRegistry(config, decision.identity, policy);
+    out.lines.push(verdict.line);
+    registry = { consulted: verdict.consulted, ...(verdict.deviceId ? { deviceId: verdict.deviceId } : {}) };
+    if (verdict.deny) decision = { allow: false, reason: verdict.deny.reason, detail: verdict.deny.detail };
   }
   if (!decision.allow && policy.enforce === "report-only") {
     out.lines.push("note: report-only route: the gateway logs this denial and lets the request pass");
@@ -275,6 +280,8 @@ async function runWithConfig(
     route: route.name,
     policy: policy.id,
     registry: policy.registry ?? "off",
+    ...(registry ? { registryConsulted: registry.consulted } : {}),
+    ...(registry?.deviceId ? { deviceId: registry.deviceId } : {}),
     stores: attempts,
   });
 }

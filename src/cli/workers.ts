@@ -4,11 +4,14 @@
 // and replaces a worker that dies. Device changes reach every worker through the store's change feed.
 import cluster, { type Worker } from "node:cluster";
 import { randomBytes } from "node:crypto";
+import { pino } from "pino";
 import type { CompiledConfig } from "../config/compile.ts";
+import { createLogger } from "../gateway/log.ts";
 import { ADMIN_IN_PRIMARY_ENV } from "../gateway/worker-link.ts";
 import { TICKET_SECRET_ENV } from "../tls/secure-contexts.ts";
 import { startPrimaryAdmin } from "./primary-admin.ts";
 import { shutdownSignal } from "./run-gateway.ts";
+import { LOG_FD_ENV } from "./start.ts";
 import { UsageError } from "./usage.ts";
 
 /** What a worker tells the primary once its gateway is listening. */
@@ -56,6 +59,10 @@ export async function runWorkers(
   if (!entry) throw new Error("cannot tell which program to fork");
   const ports = new Map<string, number>();
   const admin = await startPrimaryAdmin(options.config, () => ports);
+  // The primary logs where the workers do (stderr when the demo keeps stdout for the user).
+  const logFd = (options.env?.[LOG_FD_ENV] ?? process.env[LOG_FD_ENV]) === "2" ? 2 : 1;
+  const logger = createLogger(options.config.logLevel, pino.destination({ fd: logFd, sync: false }));
+  if (admin) logger.info({ admin: true, port: admin.port, primary: true }, "admin listening");
   const onListening = (message: ListeningMessage) => {
     for (const l of message.listeners) ports.set(l.name, l.port);
     options.onListening?.({ ...message, adminPort: admin?.port });
@@ -115,5 +122,6 @@ export async function runWorkers(
   });
   await allExited;
   await admin?.close();
+  logger.flush();
   return exitCode;
 }

@@ -79,8 +79,11 @@ describe("config compiler", () => {
     config.extra = 1;
     (config.routes[0]?.auth as Record<string, unknown>).trustStore = ["devices"];
     const message = await problems(config);
-    assert.match(message, /portcullis\.yaml: \(top level\): unknown key\(s\): extra/);
-    assert.match(message, /portcullis\.yaml: routes\[0\]\.auth: unknown key\(s\): trustStore/);
+    assert.match(message, /portcullis\.yaml: \(top level\): unknown key "extra"$/m);
+    assert.match(
+      message,
+      /portcullis\.yaml: routes\[0\]\.auth: unknown key "trustStore" \(did you mean "trustStores"\?\)/,
+    );
   });
 
   test("a missing certificate file is named with its field", async () => {

@@ -23,6 +23,21 @@ import type { Config } from "./schema.ts";
 export type { CompileContext } from "./compile-context.ts";
 export type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
 
+const WILDCARDS = new Set(["0.0.0.0", "::", "[::]"]);
+
+/** Which of `bound` already has `port` on `host` (or on a wildcard address overlapping it); 0 never clashes. */
+function portTakenBy(
+  bound: readonly { name: string; host: string; port: number }[],
+  host: string,
+  port: number,
+): string | undefined {
+  if (port === 0) return undefined;
+  const clash = bound.find(
+    (b) => b.port === port && (b.host === host || WILDCARDS.has(b.host) || WILDCARDS.has(host)),
+  );
+  return clash?.name;
+}
+
 export function compileConfig(config: Config, ctx: CompileContext): CompiledConfig {
   const problems = new Problems();
   const generation = ctx.generation ?? 0;
@@ -135,13 +150,12 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
   });
 
   const listeners: CompiledListener[] = [];
-  const bound = new Set<string>();
+  const bound: { name: string; host: string; port: number }[] = [];
   config.listeners.forEach((spec, i) => {
     const at = ["listeners", i] as const;
-    const address = `${spec.host}:${spec.port}`;
-    if (spec.port !== 0 && bound.has(address))
-      problems.add([...at, "port"], `${address} is used by another listener`);
-    bound.add(address);
+    const taken = portTakenBy(bound, spec.host, spec.port);
+    if (taken) problems.add([...at, "port"], `port ${spec.port} on ${spec.host} is already ${taken}'s`);
+    bound.push({ name: `listener "${spec.name}"`, host: spec.host, port: spec.port });
     if (normalizeName(spec.host) === undefined)
       problems.add([...at, "host"], `not a valid address: "${spec.host}"`);
     const certificates = spec.certificates
@@ -179,6 +193,8 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
   let admin: CompiledAdmin | undefined;
   if (config.admin) {
     const spec = config.admin;
+    const taken = portTakenBy(bound, spec.host, spec.port);
+    if (taken) problems.add(["admin", "port"], `port ${spec.port} on ${spec.host} is already ${taken}'s`);
     const text = readText(ctx, spec.tokenFile, ["admin", "tokenFile"], problems);
     const token = text?.trim();
     if (token !== undefined && token.length < 16) {
@@ -204,7 +220,14 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       }
     }
     if (token !== undefined && token.length >= 16) {
-      admin = { host: spec.host, port: spec.port, token, decisionsKept: spec.decisionsKept, tls };
+      admin = {
+        host: spec.host,
+        port: spec.port,
+        token,
+        decisionsKept: spec.decisionsKept,
+        publicHealth: spec.publicHealth,
+        tls,
+      };
     }
   }
 
@@ -241,5 +264,6 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     store: { ...config.store, url: storeUrl(ctx, config.store.url) },
     logLevel: config.log.level,
     denialSampling: { intervalMs: config.log.denials.interval, perInterval: config.log.denials.perInterval },
+    accessLog: config.log.access,
   });
 }

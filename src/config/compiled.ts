@@ -57,6 +57,8 @@ export interface CompiledConfig {
   readonly store: Config["store"] & { readonly url: string };
   readonly logLevel: Config["log"]["level"];
   readonly denialSampling: DenialSampling;
+  /** `log.access`: one log line per answered request. */
+  readonly accessLog: boolean;
 }
 
 export interface CompiledAdmin {
@@ -64,6 +66,8 @@ export interface CompiledAdmin {
   readonly port: number;
   readonly token: string;
   readonly decisionsKept: number;
+  /** GET /healthz and /readyz without the token. */
+  readonly publicHealth: boolean;
   /** Admin over TLS; `ca` (PEM of the admin trust stores) set when a client certificate is required. */
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string | undefined } | undefined;
 }

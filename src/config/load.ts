@@ -6,6 +6,7 @@ import { type Document, LineCounter, parseDocument, visit, type YAMLError } from
 import { type CompiledConfig, compileConfig } from "./compile.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { type Config, configSchema } from "./schema.ts";
+import { schemaProblems } from "./suggest.ts";
 
 /** A config file bigger than this is refused before it is parsed (a config is a few KiB). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -86,14 +87,8 @@ export function parseConfigText(text: string, file: string): Config {
     throw new ConfigError(file, [thrownYamlProblem(err, doc, lineCounter)]);
   }
   const result = configSchema.safeParse(data ?? {});
-  if (!result.success) {
-    const problems: ConfigProblem[] = result.error.issues.map((issue) => ({
-      path: issue.path.filter((p): p is string | number => typeof p !== "symbol"),
-      message:
-        issue.code === "unrecognized_keys" ? `unknown key(s): ${issue.keys.join(", ")}` : issue.message,
-    }));
-    throw new ConfigError(file, problems);
-  }
+  if (!result.success)
+    throw new ConfigError(file, schemaProblems(configSchema, data ?? {}, result.error.issues));
   return result.data;
 }
 

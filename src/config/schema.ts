@@ -191,9 +191,32 @@ const trustStore = z.strictObject({
   autoRegister: z.enum(["off", "pending", "active"]).default("off"),
 });
 
+/** Why an upstream target is not an `http://` or `https://` URL with a host, in words an operator can act on. */
+export function targetProblem(value: string): string | undefined {
+  if (value.trim() === "") return "an empty target: expected a URL such as http://127.0.0.1:3000";
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1];
+  if (scheme === undefined) {
+    return `"${value}" has no scheme: expected a URL such as http://${value.replace(/^\/+/, "")}`;
+  }
+  if (!/^https?$/i.test(scheme))
+    return `"${value}": scheme "${scheme}" is not supported, use http:// or https://`;
+  const port = /^[a-z]+:\/\/(?:\[[^\]]*\]|[^/:?#]*):(\d*)(?:[/?#]|$)/i.exec(value)?.[1];
+  if (port !== undefined && port !== "" && (Number(port) === 0 || Number(port) > 65535)) {
+    return `"${value}": the port must be 1 to 65535`;
+  }
+  if (!URL.canParse(value)) return `"${value}" is not a valid URL: check the host name or address`;
+  if (new URL(value).hostname === "") return `"${value}" has no host`;
+  return undefined;
+}
+
+const target = z.string().superRefine((value, ctx) => {
+  const problem = targetProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});
+
 const service = z.strictObject({
   name,
-  targets: z.array(z.url({ protocol: /^https?$/ })).min(1),
+  targets: z.array(target).min(1),
   connectTimeout: duration.default(5_000),
   readTimeout: duration.default(60_000),
   /** Extra attempts on another target after a connect failure (requests without a body only). */
@@ -302,6 +325,8 @@ const admin = z.strictObject({
   tls: z.strictObject({ cert: file, key: file, trustStores: z.array(name).min(1).optional() }).optional(),
   /** Recent decisions kept for GET /decisions. */
   decisionsKept: z.number().int().min(0).max(100_000).default(1000),
+  /** GET /healthz and GET /readyz answer without the bearer token (probes of a load balancer, Kubernetes). */
+  publicHealth: z.boolean().default(true),
 });
 
 const store = z.strictObject({
@@ -372,8 +397,13 @@ export const configSchema = z.strictObject({
        * source's next line as `suppressed`.
        */
       denials: denialSampling.default(denialSampling.parse({})),
+      /**
+       * One line per answered request (allowed or refused; not sampled), at info. Off by default; the demo
+       * turns it on. A reload switches it.
+       */
+      access: z.boolean().default(false),
     })
-    .default({ level: "info", denials: denialSampling.parse({}) }),
+    .default({ level: "info", denials: denialSampling.parse({}), access: false }),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -57,12 +57,14 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
     ],
     admin: { host: "127.0.0.1", port: options.adminPort, tokenFile: "admin.token" },
     store: { url: options.store },
+    // One line per request, so that the demo's log shows who asked for what (off by default elsewhere).
+    log: { access: true },
   };
 }
 
 export function demoConfigYaml(options: DemoConfigOptions): string {
   return [
-    "# Portcullis demo configuration, written by `portcullis demo` (rewritten on each run).",
+    "# Portcullis demo configuration, written by `portcullis demo` (rewritten when its options change).",
     `# The echo service is the demo's built-in upstream; to run this file with \`portcullis start\`,`,
     `# start one first with \`portcullis echo --port ${new URL(options.upstream).port}\` or change its target.`,
     stringify(demoConfig(options)),

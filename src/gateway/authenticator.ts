@@ -26,6 +26,8 @@ export class Authenticator {
   readonly #cache = new DecisionCache({ maxEntries: 50_000, ttlMs: 60_000 });
   readonly #deps: AuthenticatorDeps;
   #epoch = 0;
+  /** Connections whose use of notBeforeGrace was logged (once per connection). */
+  readonly #graceLogged = new WeakSet<ConnectionState>();
   readonly #unsubscribe: () => void;
 
   constructor(stores: readonly TrustStore[], deps: AuthenticatorDeps) {
@@ -52,38 +54,66 @@ export class Authenticator {
    * admission, diagnostics): an unknown status there is decided again, with fresh data, per request.
    */
   decide(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
-    return recheckValidity(this.#cached(identity, policy, now), now);
+    // Provisional: a soft-mode unknown here is often just data not fetched yet, so it is neither
+    // reported (no false alarm) nor cached (the request path fetches, decides and reports it).
+    return recheckValidity(this.#cached(identity, policy, now, false), now);
   }
 
   /** The verdict for a request on this connection: memoised per connection, policy and epoch. */
   decideForConnection(state: ConnectionState, policy: AuthPolicy, now: Date): Decision | Promise<Decision> {
     const memo = state.decisions.get(policy.id);
-    if (memo && memo.epoch === this.#epoch) return recheckValidity(memo.decision, now);
+    if (memo && memo.epoch === this.#epoch)
+      return this.#served(state, recheckValidity(memo.decision, now), now);
     const { leaf } = state.identity;
     const revocation = this.#deps.revocation;
     const remember = (): Decision => {
       const epoch = this.#epoch;
-      const decision = this.#cached(state.identity, policy, now);
+      const decision = this.#cached(state.identity, policy, now, true);
       state.decisions.set(policy.id, { decision, epoch });
-      return recheckValidity(decision, now);
+      return this.#served(state, recheckValidity(decision, now), now);
     };
     if (!leaf || !revocation || !policy.trustStores.some((s) => s.revocation.mode !== "off"))
       return remember();
     return revocation.prepareChain(leaf, state.identity.presented, policy.trustStores, now).then(remember);
   }
 
-  #cached(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Decision {
-    if (identity.leaf === undefined) return this.#evaluate(identity, policy, now).decision;
-    const key = decisionCacheKey(identity, policy);
-    let decision = this.#cache.get(key, now);
-    if (decision === undefined) {
-      decision = this.#evaluate(identity, policy, now).decision;
-      this.#cache.set(key, decision, now);
+  /**
+   * A verdict served on a request: a use of notBeforeGrace (the leaf's notBefore still ahead now) is
+   * counted on every request and logged once per connection.
+   */
+  #served(state: ConnectionState, decision: Decision, now: Date): Decision {
+    if (decision.allow && decision.graceUsedMs !== undefined && now < decision.identity.leaf.notBefore) {
+      const store = decision.identity.trustStore;
+      this.#deps.metrics.notBeforeGraceUses.inc({ store });
+      if (!this.#graceLogged.has(state)) {
+        this.#graceLogged.add(state);
+        this.#deps.logger.warn(
+          {
+            fingerprint: decision.identity.leaf.fingerprint,
+            graceUsedMs: decision.identity.leaf.notBefore.getTime() - now.getTime(),
+            store,
+          },
+          "certificate accepted before its notBefore (notBeforeGrace)",
+        );
+      }
     }
     return decision;
   }
 
-  #evaluate(identity: ConnectionIdentity, policy: AuthPolicy, now: Date): Evaluation {
+  /** `report`: log and count soft-mode revocation failures (else such a verdict is not cached). */
+  #cached(identity: ConnectionIdentity, policy: AuthPolicy, now: Date, report: boolean): Decision {
+    if (identity.leaf === undefined) return this.#evaluate(identity, policy, now, report).decision;
+    const key = decisionCacheKey(identity, policy);
+    let decision = this.#cache.get(key, now);
+    if (decision === undefined) {
+      const result = this.#evaluate(identity, policy, now, report);
+      decision = result.decision;
+      if (report || result.softFailures.length === 0) this.#cache.set(key, decision, now);
+    }
+    return decision;
+  }
+
+  #evaluate(identity: ConnectionIdentity, policy: AuthPolicy, now: Date, report: boolean): Evaluation {
     const result = evaluateDetailed(identity, policy, this.#stores, now, {
       revocation: this.#deps.revocation?.view(),
       limits: this.limits,
@@ -92,16 +122,7 @@ export class Authenticator {
     if (!decision.allow && decision.limit !== undefined) {
       this.#deps.metrics.chainLimitHits.inc({ limit: decision.limit });
     }
-    if (decision.allow && decision.graceUsedMs !== undefined && decision.graceUsedMs > 0) {
-      this.#deps.logger.warn(
-        {
-          fingerprint: identity.leaf?.fingerprint,
-          graceUsedMs: decision.graceUsedMs,
-          store: decision.identity.trustStore,
-        },
-        "certificate accepted before its notBefore (notBeforeGrace)",
-      );
-    }
+    if (!report) return result;
     for (const failure of result.softFailures) {
       this.#deps.metrics.revocationSoftFailures.inc({ store: failure.store });
       this.#deps.logger.warn(

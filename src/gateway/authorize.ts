@@ -5,6 +5,7 @@ import type { CompiledListener } from "../config/compile.ts";
 import type { ReasonCode } from "../identity/reasons.ts";
 import type { AuthPolicy, Decision, DeviceIdentity } from "../identity/types.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
+import { requestId } from "./access-log.ts";
 import type { Authenticator } from "./authenticator.ts";
 import {
   type DecisionContext,
@@ -44,6 +45,11 @@ export interface AuthorizeContext {
   readonly listener: CompiledListener;
   readonly route: string;
   readonly host: string;
+  /** For the refusal's log line: the request and the client's port (its address is on the connection). */
+  readonly method?: string;
+  readonly path?: string;
+  readonly peerPort?: number;
+  readonly requestNumber?: number;
 }
 
 export function authorize(
@@ -123,6 +129,10 @@ function conclude(
   deps.denials.log(state.source, reportOnly ? "request would be denied (report-only)" : "request denied", {
     ...record,
     peer: state.peer,
+    peerPort: ctx.peerPort,
+    method: ctx.method,
+    path: ctx.path,
+    requestId: ctx.requestNumber === undefined ? undefined : requestId(ctx.requestNumber),
   });
   return reportOnly ? { allow: true, identity: undefined } : verdict;
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
 import { test } from "node:test";
-import { addressSource, type DenialEvent, DenialLog } from "./denial-log.ts";
+import { addressSource, type DenialEvent, DenialLog, withClaimedSubject } from "./denial-log.ts";
 import { createLogger } from "./log.ts";
 
 function capture(level = "info") {
@@ -68,4 +68,21 @@ test("nothing is sampled or counted when info is not logged at all", async () =>
   await flush();
   assert.equal(lines.length, 0);
   assert.equal(suppressed.length, 0);
+});
+
+test("a subject the chain did not vouch for is logged as claimedSubject, never as subject", async () => {
+  const { lines, log } = capture();
+  log.log("a", "request denied", { reason: "untrusted_issuer", subject: "CN=device-001" }, 0);
+  log.log("b", "connection refused", { reason: "certificate_expired", subject: "CN=old" }, 0);
+  log.log("c", "request denied", { reason: "device_suspended", subject: "CN=device-002" }, 0);
+  await flush();
+  assert.deepEqual(
+    lines.map((l) => [l.subject, l.claimedSubject]),
+    [
+      [undefined, "CN=device-001"],
+      [undefined, "CN=old"],
+      ["CN=device-002", undefined],
+    ],
+  );
+  assert.deepEqual(withClaimedSubject({ reason: "no_certificate" }), { reason: "no_certificate" });
 });

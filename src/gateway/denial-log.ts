@@ -36,6 +36,32 @@ function isIPv4MappedOrInvalid(address: string): boolean {
   return isIP(address) !== 6 || /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) || address.includes("%");
 }
 
+/**
+ * Denials reached after the client's chain verified against a trust store of the route: their subject is
+ * one a trusted CA vouched for. Any other denial's subject is only what the certificate claims.
+ */
+const VERIFIED_CHAIN_REASONS: ReadonlySet<string> = new Set([
+  "subject_not_allowed",
+  "unknown_device",
+  "device_suspended",
+  "device_revoked",
+  "device_pending",
+  "group_not_allowed",
+  "registry_unavailable",
+]);
+
+/**
+ * A refusal's fields with the certificate's subject under `claimedSubject` when the chain did not verify
+ * (or was never judged), so that a log reader never takes it for a verified identity.
+ */
+export function withClaimedSubject(fields: object): object {
+  const { subject, reason } = fields as { subject?: unknown; reason?: unknown };
+  if (subject === undefined || (typeof reason === "string" && VERIFIED_CHAIN_REASONS.has(reason)))
+    return fields;
+  const { subject: claimedSubject, ...rest } = fields as { subject: unknown };
+  return { ...rest, claimedSubject };
+}
+
 export interface DenialSampling {
   readonly intervalMs: number;
   /** Lines one source may log per interval; 0 logs none (they are still counted in metrics). */
@@ -81,6 +107,7 @@ export class DenialLog {
       return;
     }
     window.logged++;
-    this.#logger.info(heldBack > 0 ? { ...fields, suppressed: heldBack } : fields, event);
+    const logged = withClaimedSubject(fields);
+    this.#logger.info(heldBack > 0 ? { ...logged, suppressed: heldBack } : logged, event);
   }
 }

@@ -122,7 +122,9 @@ for (const row of denials) {
     assert.ok(typeof d?.detail === "string" && d.detail.length > 0);
     assert.equal(d?.path, undefined);
     assert.equal(d?.trustStore, undefined);
-    assert.deepEqual(report.connection.openssl, { authorized: false, error: "CERT_HAS_EXPIRED" });
+    // Without a certificate there is no OpenSSL verdict on one to show.
+    const error = row.identity.leaf === undefined ? null : "CERT_HAS_EXPIRED";
+    assert.deepEqual(report.connection.openssl, { authorized: false, error });
     assert.equal(report.connection.alpn, null);
     assert.equal(report.connection.cipher, null);
     if (row.validity === null) assert.equal(report.validity, null);
@@ -181,4 +183,47 @@ test("diagnostics: several policies, resumed session, JSON round trip, nothing b
   assert.deepEqual(JSON.parse(json), report, "the report is not plain JSON data");
   assert.ok(!json.includes("PRIVATE"), "private key material in the report");
   assert.ok(!json.includes(c.good.cert.der.toString("base64").slice(0, 40)), "raw certificate in the report");
+});
+
+test("diagnostics, hideReasons: whether each policy allows, never why (no reason, OpenSSL error, validity, store)", () => {
+  // An expired device, and a device the listener accepts but the route refuses (another route's CA).
+  const expired = c.identityOf(c.expiredLeaf.cert, [c.int.cert]);
+  const other = c.identityOf(c.otherDevice.cert, [c.otherInt.cert]);
+  const listenerPolicy: AuthPolicy = { id: "listener:main", trustStores: known };
+  const failed = { ...socket, authorized: false, authorizationError: "CERT_HAS_EXPIRED" };
+  for (const identity of [expired, other]) {
+    const report = diagnosticsReport(
+      input(identity, {
+        socket: failed,
+        hideReasons: true,
+        decisions: [
+          { policy: listenerPolicy.id, decision: decide(identity, listenerPolicy, known, c.NOW) },
+          { policy: policy.id, decision: decide(identity, policy, known, c.NOW) },
+        ],
+      }),
+    );
+    assert.equal(report.connection.openssl.error, null);
+    assert.equal(report.validity, null);
+    assert.equal(report.certificate.sent, true);
+    for (const d of report.decisions) assert.deepEqual(Object.keys(d).sort(), ["allow", "policy"]);
+    assert.equal(report.decisions.at(-1)?.allow, false);
+    const json = JSON.stringify(report);
+    assert.doesNotMatch(json, /CERT_HAS_EXPIRED|"expired"|"reason"|"detail"|"trustStore"|"path"|"other"/);
+  }
+  const bad = diagnosticsReport(
+    input({ ...c.identityOf(undefined), parseError: "malformed certificate" }, { hideReasons: true }),
+  );
+  assert.equal(bad.certificate.parseError, null);
+});
+
+test("diagnostics: without a certificate, OpenSSL's error (nothing was judged) is not shown", () => {
+  const failed = { ...socket, authorized: false, authorizationError: "UNABLE_TO_GET_ISSUER_CERT" };
+  const none = diagnosticsReport(input(c.identityOf(undefined), { socket: failed }));
+  assert.deepEqual(none.connection.openssl, { authorized: false, error: null });
+  const expired = diagnosticsReport(
+    input(c.identityOf(c.expiredLeaf.cert, [c.int.cert]), {
+      socket: { ...failed, authorizationError: "CERT_HAS_EXPIRED" },
+    }),
+  );
+  assert.equal(expired.connection.openssl.error, "CERT_HAS_EXPIRED", "shown when a certificate was judged");
 });

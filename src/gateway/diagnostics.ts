@@ -19,6 +19,12 @@ export interface DiagnosticsInput {
     readonly authorizationError?: string;
   };
   readonly now: Date;
+  /**
+   * The listener's hideReason: the report says what the client sent and whether each policy allows it,
+   * never why (no reason, detail, OpenSSL error, parse error, validity against the server clock, nor the
+   * trust store and path of an allowing policy, which next to a refusal would name the route's reason).
+   */
+  readonly hideReasons?: boolean;
 }
 
 export interface CertificateSummary {
@@ -121,6 +127,8 @@ function policyReport(policy: string, decision: Decision): PolicyReport {
 export function diagnosticsReport(input: DiagnosticsInput): DiagnosticsReport {
   const { identity, socket, now } = input;
   const leaf = identity.leaf;
+  const hide = input.hideReasons === true;
+  const sent = leaf !== undefined || identity.parseError !== undefined || identity.overLimits !== undefined;
   return {
     serverTime: now.toISOString(),
     listener: { name: input.listener.name, clientAuth: input.listener.clientAuth },
@@ -130,25 +138,32 @@ export function diagnosticsReport(input: DiagnosticsInput): DiagnosticsReport {
       tlsProtocol: socket.protocol,
       cipher: socket.cipher ?? null,
       alpn: typeof socket.alpn === "string" ? socket.alpn : null,
-      openssl: { authorized: socket.authorized, error: socket.authorizationError ?? null },
+      // Without a certificate OpenSSL's error (UNABLE_TO_GET_ISSUER_CERT) would mislead: nothing was judged.
+      openssl: {
+        authorized: socket.authorized,
+        error: hide || !sent ? null : (socket.authorizationError ?? null),
+      },
     },
     certificate: {
-      sent: leaf !== undefined || identity.parseError !== undefined || identity.overLimits !== undefined,
-      parseError: identity.parseError ?? null,
-      overLimits: identity.overLimits?.detail ?? null,
+      sent,
+      parseError: hide ? null : (identity.parseError ?? null),
+      overLimits: hide ? null : (identity.overLimits?.detail ?? null),
       chainFingerprint: identity.chainFingerprint === "" ? null : identity.chainFingerprint,
       chain: leaf ? [leaf, ...identity.presented].map(summarizeCertificate) : [],
     },
-    validity: leaf
-      ? {
-          notBefore: leaf.notBefore.toISOString(),
-          notAfter: leaf.notAfter.toISOString(),
-          secondsUntilNotAfter: secondsFrom(now, leaf.notAfter),
-          expired: now.getTime() > leaf.notAfter.getTime(),
-          notBeforeInFuture: now.getTime() < leaf.notBefore.getTime(),
-          secondsUntilNotBefore: Math.max(0, secondsFrom(now, leaf.notBefore)),
-        }
-      : null,
-    decisions: input.decisions.map((d) => policyReport(d.policy, d.decision)),
+    validity:
+      leaf && !hide
+        ? {
+            notBefore: leaf.notBefore.toISOString(),
+            notAfter: leaf.notAfter.toISOString(),
+            secondsUntilNotAfter: secondsFrom(now, leaf.notAfter),
+            expired: now.getTime() > leaf.notAfter.getTime(),
+            notBeforeInFuture: now.getTime() < leaf.notBefore.getTime(),
+            secondsUntilNotBefore: Math.max(0, secondsFrom(now, leaf.notBefore)),
+          }
+        : null,
+    decisions: input.decisions.map((d) =>
+      hide ? { policy: d.policy, allow: d.decision.allow } : policyReport(d.policy, d.decision),
+    ),
   };
 }

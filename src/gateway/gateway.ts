@@ -3,7 +3,7 @@
 // one keeps serving.
 import cluster from "node:cluster";
 import { createRequire } from "node:module";
-import { AdminServer } from "../admin/server.ts";
+import { AdminServer, type ReadinessCheck, type ReloadStatus } from "../admin/server.ts";
 import type { CompiledConfig } from "../config/compile.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
@@ -18,6 +18,7 @@ import { SESSION_TIMEOUT_S } from "../tls/secure-contexts.ts";
 import { SessionNames } from "../tls/session-names.ts";
 import { admitConnection } from "./admission.ts";
 import { Authenticator } from "./authenticator.ts";
+import { bindError } from "./bind-error.ts";
 import { ConfigWatcher } from "./config-watcher.ts";
 import { DecisionLog } from "./decision-log.ts";
 import { addressSource, DenialLog } from "./denial-log.ts";
@@ -55,14 +56,23 @@ interface Runtime extends RequestHandlerDeps {
   readonly revocation: RevocationService | undefined;
 }
 
-/** Builds what serves one config; throws (RevocationConfigError) when a CRL file is broken: fail closed. */
-async function buildRuntime(config: CompiledConfig, o: Observability): Promise<Runtime> {
-  const revocation = config.trustStores.some((s) => s.revocation.mode !== "off")
-    ? await RevocationService.create(config.trustStores, {
-        logger: o.logger,
-        filePollIntervalMs: CRL_POLL_MS,
-      })
+/** The revocation data of a config; throws (RevocationConfigError) when a CRL file is broken: fail closed. */
+async function openRevocation(
+  config: CompiledConfig,
+  logger: Logger,
+): Promise<RevocationService | undefined> {
+  return config.trustStores.some((s) => s.revocation.mode !== "off")
+    ? await RevocationService.create(config.trustStores, { logger, filePollIntervalMs: CRL_POLL_MS })
     : undefined;
+}
+
+/** Builds what serves one config; throws (RevocationConfigError) when a CRL file is broken: fail closed. */
+async function buildRuntime(
+  config: CompiledConfig,
+  o: Observability,
+  opened?: RevocationService | undefined,
+): Promise<Runtime> {
+  const revocation = opened ?? (await openRevocation(config, o.logger));
   const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
   const authenticator = new Authenticator(config.trustStores, {
     revocation,
@@ -133,6 +143,7 @@ export class Gateway implements Observability {
   #draining = false;
   #reloading: Promise<boolean> = Promise.resolve(true);
   #watcher: ConfigWatcher | undefined;
+  #lastReload: ReloadStatus | undefined;
   #unlink: (() => void) | undefined;
 
   private constructor(config: CompiledConfig, logger: Logger) {
@@ -144,6 +155,8 @@ export class Gateway implements Observability {
     );
     // Under --workers the primary aggregates every worker's metrics: each series says which worker.
     if (cluster.isWorker) this.metrics.registry.setDefaultLabels({ worker: String(cluster.worker?.id) });
+    // Both series exist from the start, so that an alert on the error series has a zero to compare with.
+    for (const result of ["ok", "error"]) this.metrics.configReloads.inc({ result }, 0);
   }
 
   get registry(): DeviceRegistry | undefined {
@@ -152,11 +165,16 @@ export class Gateway implements Observability {
 
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
     const gateway = new Gateway(config, logger);
+    let revocation: RevocationService | undefined;
     try {
+      // CRL files first: a broken one stops start-up before the device store (an SQLite file) is created.
+      revocation = await openRevocation(config, logger);
       await gateway.#openRegistry(config);
-      gateway.#runtime = await buildRuntime(config, gateway);
+      gateway.#runtime = await buildRuntime(config, gateway, revocation);
       await gateway.#start();
     } catch (err) {
+      // Not yet part of a runtime (which stop() closes): closed here.
+      if (gateway.#runtime?.revocation !== revocation) await revocation?.close();
       await gateway.stop(0);
       throw err;
     }
@@ -194,6 +212,7 @@ export class Gateway implements Observability {
 
   async #start(): Promise<void> {
     const { logger, config } = this;
+    const listening: { listener: string; address: string; port: number }[] = [];
     for (const listener of config.listeners) {
       const server = new ListenerServer(listener, {
         admit: (socket, current) =>
@@ -223,8 +242,10 @@ export class Gateway implements Observability {
         },
       });
       this.#listeners.push(server);
-      const address = await server.listen();
-      logger.info({ listener: listener.name, address: address.address, port: address.port }, "listening");
+      const address = await server
+        .listen()
+        .catch((err: unknown) => bindError(err, `listener "${listener.name}"`, listener.host, listener.port));
+      listening.push({ listener: listener.name, address: address.address, port: address.port });
     }
     if (adminInPrimary()) {
       this.#unlink = linkToPrimary(this.decisions, this.metrics);
@@ -235,15 +256,24 @@ export class Gateway implements Observability {
         port: config.admin.port,
         token: config.admin.token,
         status: () => this.status(),
+        readiness: () => this.readiness(),
+        publicHealth: config.admin.publicHealth,
         store: this.#requireRegistry().store,
         decisions: this.decisions,
         metrics: this.metrics,
         logger,
         tls: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
       });
-      this.#adminPort = (await this.#admin.listen(config.admin.host, config.admin.port)).port;
-      logger.info({ admin: true, port: this.#adminPort }, "admin listening");
+      const { host, port } = config.admin;
+      this.#adminPort = (
+        await this.#admin
+          .listen(host, port)
+          .catch((err: unknown) => bindError(err, "admin listener", host, port))
+      ).port;
     }
+    // Logged once every port is bound: a port in use fails start-up before anything says "listening".
+    for (const fields of listening) logger.info(fields, "listening");
+    if (this.#adminPort !== undefined) logger.info({ admin: true, port: this.#adminPort }, "admin listening");
   }
 
   #requireRegistry(): DeviceRegistry {
@@ -266,6 +296,7 @@ export class Gateway implements Observability {
       .then(() => this.#reload())
       .catch((err: unknown) => {
         this.logger.error({ err }, "reload failed");
+        this.#noteReload(err instanceof Error ? err.message : String(err));
         return false;
       });
     return this.#reloading;
@@ -287,6 +318,7 @@ export class Gateway implements Observability {
     } catch (err) {
       const known = err instanceof ConfigError || err instanceof RevocationConfigError;
       this.logger.error({ err: known ? err.message : err }, "reload rejected");
+      this.#noteReload(err instanceof Error ? err.message : String(err));
       return false;
     }
     this.#runtime = next;
@@ -296,7 +328,28 @@ export class Gateway implements Observability {
     void retire(current, UPSTREAM_RETIRE_MS);
     this.#watcher?.watch(next.config.files);
     this.logger.info({ generation: next.config.generation, file: next.config.file }, "config reloaded");
+    this.#noteReload(undefined);
     return true;
+  }
+
+  /** Records a reload's outcome for GET /status and portcullis_config_reload_total; `error` when rejected. */
+  #noteReload(error: string | undefined): void {
+    const at = new Date().toISOString();
+    this.#lastReload = error === undefined ? { result: "ok", at } : { result: "error", at, error };
+    this.metrics.configReloads.inc({ result: this.#lastReload.result });
+  }
+
+  /** GET /readyz's checks besides the store: a config is loaded and every listener is bound, not draining. */
+  readiness(): ReadinessCheck[] {
+    const unbound = this.#listeners.filter((l) => !l.server.listening).map((l) => l.listener.name);
+    return [
+      { name: "config", ok: this.#runtime !== undefined, detail: "no config loaded" },
+      {
+        name: "listeners",
+        ok: !this.#draining && unbound.length === 0 && this.#listeners.length > 0,
+        detail: this.#draining ? "draining" : `not listening: ${unbound.join(", ") || "none bound"}`,
+      },
+    ];
   }
 
   get listeners(): BoundListener[] {
@@ -318,6 +371,7 @@ export class Gateway implements Observability {
       version,
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
       configGeneration: this.config.generation,
+      ...(this.#lastReload ? { lastReload: this.#lastReload } : {}),
       listeners: this.listeners.map((l) => ({
         name: l.name,
         address: l.host,

@@ -43,10 +43,12 @@ export class GatewayMetrics {
   readonly handshakeFailures: Counter<"listener" | "reason">;
   readonly connections: Gauge<"listener" | "authenticated">;
   readonly revocationSoftFailures: Counter<"store">;
+  readonly notBeforeGraceUses: Counter<"store">;
   readonly registryLookups: Counter<"result">;
   readonly chainLimitHits: Counter<"limit">;
   readonly connectionLimitHits: Counter<"listener" | "limit" | "action">;
   readonly logLinesSuppressed: Counter<"event">;
+  readonly configReloads: Counter<"result">;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -82,6 +84,12 @@ export class GatewayMetrics {
       labelNames: ["store"],
       registers,
     });
+    this.notBeforeGraceUses = new Counter({
+      name: "portcullis_not_before_grace_uses_total",
+      help: "Requests allowed while the leaf's notBefore was still ahead (a trust store's notBeforeGrace), by trust store.",
+      labelNames: ["store"],
+      registers,
+    });
     this.chainLimitHits = new Counter({
       name: "portcullis_chain_limit_hits_total",
       help: "Uncached decisions stopped by a chainLimits entry (reason chain_too_complex), by limit.",
@@ -98,6 +106,12 @@ export class GatewayMetrics {
       name: "portcullis_log_lines_suppressed_total",
       help: "Refusal log lines not written because their source used up log.denials.perInterval, by event.",
       labelNames: ["event"],
+      registers,
+    });
+    this.configReloads = new Counter({
+      name: "portcullis_config_reload_total",
+      help: "Config reloads (SIGHUP or a changed file): ok (applied) or error (rejected; the old config kept serving).",
+      labelNames: ["result"],
       registers,
     });
     this.registryLookups = new Counter({

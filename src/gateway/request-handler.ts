@@ -1,16 +1,18 @@
 // The request path: SNI/Host binding (421) → path normalisation → route → auth policy (401/403) →
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
+import type { ReasonCode } from "../identity/reasons.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
 import { identityHeadersFor } from "../proxy/identity-headers.ts";
 import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
-import type { Upstream } from "../proxy/upstream.ts";
+import type { ForwardRequest, Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
 import { ambiguousPathRefusal, normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
 import { sniAllowsHost } from "../routing/sni-binding.ts";
 import { type ConnectionState, connectionStateOf, noteAnswer } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
 import { socketOf } from "../tls/listener.ts";
+import { logAccess, nextRequestNumber, requestId } from "./access-log.ts";
 import { type AuthorizeDeps, authorize, noteDecision, type Verdict } from "./authorize.ts";
 import { diagnosticsReport } from "./diagnostics.ts";
 import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
@@ -41,6 +43,46 @@ function requestHost(req: GatewayRequest): string | undefined | null {
   return hosts > 1 ? null : normalizeName(host);
 }
 
+/** The path for a log line: the normalised one when known, else what was sent, without its query. */
+function rawPath(req: GatewayRequest): string | undefined {
+  const url = req.url;
+  if (url === undefined) return undefined;
+  const q = url.indexOf("?");
+  return (q === -1 ? url : url.slice(0, q)).slice(0, 1024);
+}
+
+/** The access log line of an answer the gateway gave itself before a route's policy ran (when log.access is on). */
+function accessRefused(
+  deps: RequestHandlerDeps,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  listener: CompiledListener,
+  state: ConnectionState | undefined,
+  host: string | undefined | null,
+  path: string | undefined,
+  reason: "sni_host_mismatch" | undefined,
+  bytes: number,
+  startedAt: number,
+  requestNumber: number,
+): void {
+  if (!deps.config.accessLog) return;
+  logAccess(deps.logger, {
+    listener: listener.name,
+    state,
+    peerPort: socketOf(req)?.remotePort,
+    host,
+    method: req.method,
+    path,
+    route: undefined,
+    status: res.statusCode,
+    reason,
+    deviceId: undefined,
+    bytes,
+    startedAt,
+    requestNumber,
+  });
+}
+
 export function handleRequest(
   deps: RequestHandlerDeps,
   req: GatewayRequest,
@@ -48,22 +90,49 @@ export function handleRequest(
   listener: CompiledListener,
 ): void {
   const startedAt = performance.now();
+  const requestNumber = nextRequestNumber();
   const { logger } = deps;
   const socket = socketOf(req);
   const state = connectionStateOf(socket);
   if (!state) {
     // Every admitted connection has a state; without one, nothing may be decided.
-    sendJson(res, 500, { message: "An unexpected error occurred" }, startedAt);
+    const bytes = sendJson(res, 500, { message: "An unexpected error occurred" }, startedAt);
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      undefined,
+      rawPath(req),
+      undefined,
+      bytes,
+      startedAt,
+      requestNumber,
+    );
     return;
   }
   const host = requestHost(req);
   if (!host) {
     noteAnswer(state, "refused");
-    sendJson(
+    const bytes = sendJson(
       res,
       400,
       { message: UPSTREAM_MESSAGES.badRequest, detail: "missing or invalid host" },
       startedAt,
+    );
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      host,
+      rawPath(req),
+      undefined,
+      bytes,
+      startedAt,
+      requestNumber,
     );
     return;
   }
@@ -75,19 +144,53 @@ export function handleRequest(
       { allow: false, reason: "sni_host_mismatch", detail },
       { listener: listener.name, host, now: new Date() },
     );
-    deps.denials.log(state.source, "request denied", { ...record, peer: state.peer });
+    const path = rawPath(req);
+    deps.denials.log(state.source, "request denied", {
+      ...record,
+      peer: state.peer,
+      peerPort: socket?.remotePort,
+      method: req.method,
+      path,
+      requestId: requestId(requestNumber),
+    });
     noteAnswer(state, "refused");
-    sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
+    const bytes = sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      host,
+      path,
+      "sni_host_mismatch",
+      bytes,
+      startedAt,
+      requestNumber,
+    );
     return;
   }
   const target = normalizeRequestPath(req.url);
   if (!target) {
     noteAnswer(state, "refused");
-    sendJson(
+    const bytes = sendJson(
       res,
       400,
       { message: UPSTREAM_MESSAGES.badRequest, detail: "invalid request target" },
       startedAt,
+    );
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      host,
+      rawPath(req),
+      undefined,
+      bytes,
+      startedAt,
+      requestNumber,
     );
     return;
   }
@@ -99,7 +202,20 @@ export function handleRequest(
   const match = deps.config.routes.find(host, method, target.path);
   if (!match) {
     noteAnswer(state, "refused");
-    sendJson(res, 404, { message: UPSTREAM_MESSAGES.notFound }, startedAt);
+    const bytes = sendJson(res, 404, { message: UPSTREAM_MESSAGES.notFound }, startedAt);
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      host,
+      target.path,
+      undefined,
+      bytes,
+      startedAt,
+      requestNumber,
+    );
     return;
   }
   const { route } = match;
@@ -111,27 +227,76 @@ export function handleRequest(
   );
   if (ambiguous !== undefined) {
     noteAnswer(state, "refused");
-    sendJson(res, 400, { message: UPSTREAM_MESSAGES.badRequest, detail: ambiguous }, startedAt);
+    const bytes = sendJson(res, 400, { message: UPSTREAM_MESSAGES.badRequest, detail: ambiguous }, startedAt);
+    accessRefused(
+      deps,
+      req,
+      res,
+      listener,
+      state,
+      host,
+      target.path,
+      undefined,
+      bytes,
+      startedAt,
+      requestNumber,
+    );
     return;
   }
-  res.once("finish", () =>
-    deps.metrics.observeRequest(route.name, res.statusCode, (performance.now() - startedAt) / 1000),
-  );
+  // What the access log line needs once the answer is out: the verdict's reason or device, and the bytes.
+  let reason: ReasonCode | undefined;
+  let deviceId: string | undefined;
+  let sent: { bytes?: number } | undefined;
+  res.once("finish", () => {
+    deps.metrics.observeRequest(route.name, res.statusCode, (performance.now() - startedAt) / 1000);
+    if (!deps.config.accessLog) return;
+    logAccess(logger, {
+      listener: listener.name,
+      state,
+      peerPort: socket?.remotePort,
+      host,
+      method,
+      path: target.path,
+      route: route.name,
+      status: res.statusCode,
+      reason,
+      deviceId,
+      bytes: sent?.bytes,
+      startedAt,
+      requestNumber,
+    });
+  });
   const to: ProxyTarget = { route: route.name, service: route.service, host, target, startedAt };
   if (!route.policy) {
     noteAnswer(state, "passed");
-    proxy(deps, req, res, listener, to, undefined);
+    sent = proxy(deps, req, res, listener, to, undefined);
     return;
   }
-  const verdict = authorize(deps, state, route.policy, { listener, route: route.name, host }, new Date());
+  const verdict = authorize(
+    deps,
+    state,
+    route.policy,
+    {
+      listener,
+      route: route.name,
+      host,
+      method,
+      path: target.path,
+      peerPort: socket?.remotePort,
+      requestNumber,
+    },
+    new Date(),
+  );
   const proceed = (v: Verdict) => {
     // A report-only denial passes without an identity: it neither grants nor costs standing.
     noteAnswer(state, !v.allow ? "denied" : v.identity ? "allowed" : "passed");
     if (!v.allow) {
-      sendDeny(res, v.reason, startedAt, listener.hideReason);
+      reason = v.reason;
+      sent = { bytes: sendDeny(res, v.reason, startedAt, listener.hideReason) };
       return;
     }
-    proxy(deps, req, res, listener, to, v.identity);
+    deviceId = v.identity?.deviceId;
+    sent = proxy(deps, req, res, listener, to, v.identity);
   };
   if (verdict instanceof Promise) {
     verdict.then(proceed, (err: unknown) => {
@@ -158,31 +323,34 @@ function proxy(
   listener: CompiledListener,
   to: ProxyTarget,
   identity: DeviceIdentity | undefined,
-): void {
+): { bytes?: number } {
   const upstream = deps.upstreams.get(to.service);
   if (!upstream) {
-    sendJson(res, 503, { message: UPSTREAM_MESSAGES.unavailable }, to.startedAt);
-    return;
+    return { bytes: sendJson(res, 503, { message: UPSTREAM_MESSAGES.unavailable }, to.startedAt) };
   }
   const identityHeaders = identity ? identityHeadersFor(identity, deps.config.identityHeaders) : NO_HEADERS;
   const clientAddress = normalizePeerAddress(socketOf(req)?.remoteAddress);
+  const forward: ForwardRequest = {
+    req,
+    res,
+    method: req.method ?? "GET",
+    path: to.target.query === "" ? to.target.path : `${to.target.path}?${to.target.query}`,
+    host: to.host,
+    clientAddress,
+    trustedPeer: listener.trustedProxies?.has(clientAddress) ?? false,
+    stripHeaders: deps.config.stripHeaders,
+    identityHeaders,
+    startedAt: to.startedAt,
+    // The response body bytes, counted only when the access log will write them.
+    bytes: deps.config.accessLog ? 0 : undefined,
+  };
   try {
-    upstream.forward({
-      req,
-      res,
-      method: req.method ?? "GET",
-      path: to.target.query === "" ? to.target.path : `${to.target.path}?${to.target.query}`,
-      host: to.host,
-      clientAddress,
-      trustedPeer: listener.trustedProxies?.has(clientAddress) ?? false,
-      stripHeaders: deps.config.stripHeaders,
-      identityHeaders,
-      startedAt: to.startedAt,
-    });
+    upstream.forward(forward);
   } catch (err) {
     deps.logger.error({ err, route: to.route }, "proxy failure");
-    sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt);
+    return { bytes: sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt) };
   }
+  return forward;
 }
 
 /**
@@ -224,16 +392,7 @@ function sendDiagnostics(
       authorizationError: socket?.authorizationError ? String(socket.authorizationError) : undefined,
     },
     now,
+    hideReasons: listener.hideReason,
   });
-  sendJson(res, 200, listener.hideReason ? stripDetails(report) : report, ctx.startedAt);
-}
-
-function stripDetails(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(stripDetails);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .filter(([k]) => k !== "detail" && k !== "reason")
-      .map(([k, v]) => [k, stripDetails(v)]),
-  );
+  sendJson(res, 200, report, ctx.startedAt);
 }

@@ -25,26 +25,33 @@ export function sendJson(
   body: unknown,
   startedAt: number,
   extraHeaders: Record<string, string> = {},
-): void {
+): number {
   if (res.headersSent) {
     // Too late for a status line: the only honest signal left is to abort the response.
     res.destroy();
-    return;
+    return 0;
   }
   const payload = JSON.stringify(body);
+  const bytes = Buffer.byteLength(payload);
   (res as ServerResponse).writeHead(status, {
     ...extraHeaders,
     "content-type": "application/json; charset=utf-8",
-    "content-length": String(Buffer.byteLength(payload)),
+    "content-length": String(bytes),
     [LATENCY_HEADER]: elapsedMs(startedAt),
   });
   res.end(payload);
+  return bytes;
 }
 
 /** A deny response as DESIGN.md specifies: Kong's message plus the reason code unless hidden. */
-export function sendDeny(res: AnyResponse, reason: ReasonCode, startedAt: number, hideReason = false): void {
+export function sendDeny(
+  res: AnyResponse,
+  reason: ReasonCode,
+  startedAt: number,
+  hideReason = false,
+): number {
   const { status, message } = REASONS[reason];
-  sendJson(res, status, hideReason ? { message } : { message, reason }, startedAt);
+  return sendJson(res, status, hideReason ? { message } : { message, reason }, startedAt);
 }
 
 export const UPSTREAM_MESSAGES = {

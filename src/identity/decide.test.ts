@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decide, recheckValidity } from "./decide.ts";
 import * as c from "./testing/corpus.ts";
+import * as r from "./testing/corpus-rules.ts";
 import type { AuthPolicy, Decision } from "./types.ts";
 
 const acmeOnly: AuthPolicy = { id: "acme-only", trustStores: [c.stores.acme] };
@@ -63,6 +64,23 @@ test("decide: a chain valid only under another route's store is ca_not_allowed_f
   assert.match(decision.detail, /"other"/);
   // The same chain with no such store known is simply untrusted.
   assert.equal(denied(decide(identity, acmeOnly, [c.stores.acme], c.NOW)).reason, "untrusted_issuer");
+});
+
+test("decide: a chain the route's own store judges gets that verdict, even if another store (with notBeforeGrace) would accept it", () => {
+  // One CA in two stores: "acme" without grace (the route's), "grace" with 5 minutes.
+  const identity = c.identityOf(r.slightlyEarly.cert, [c.int.cert]);
+  const known = [c.stores.acme, r.ruleStores.grace];
+  const decision = denied(decide(identity, acmeOnly, known, c.NOW));
+  assert.equal(decision.reason, "certificate_not_yet_valid");
+  assert.match(decision.detail, /trust store "acme"/);
+  // The route with grace accepts it; a store unknown to the route still gets the 403.
+  const grace: AuthPolicy = { id: "grace", trustStores: [r.ruleStores.grace] };
+  allowed(decide(identity, grace, known, c.NOW));
+  const other = c.identityOf(c.otherDevice.cert, [c.otherInt.cert]);
+  assert.equal(
+    denied(decide(other, grace, [...known, c.stores.other], c.NOW)).reason,
+    "ca_not_allowed_for_route",
+  );
 });
 
 test("decide: the most specific reason across stores wins, detail names store and certificate", () => {

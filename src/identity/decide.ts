@@ -114,8 +114,11 @@ export function decide(
   }
 
   // A chain that is valid elsewhere in the gateway is a genuine device at the wrong route: say so (403)
-  // rather than call its perfectly good issuer untrusted.
-  for (const store of knownStores) {
+  // rather than call its perfectly good issuer untrusted. Only when no store of the route knows the issuer:
+  // a chain the route's own store judged (not yet valid, expired, …) gets that store's verdict, even if
+  // another store (say, one with notBeforeGrace) would accept it.
+  const routeKnowsIssuer = failure !== undefined && failure.reason !== "untrusted_issuer";
+  for (const store of routeKnowsIssuer ? [] : knownStores) {
     if (policy.trustStores.some((s) => s === store || s.name === store.name)) continue;
     if (verifyChain(leaf, identity.presented, store, now, budget).ok) {
       return deny(

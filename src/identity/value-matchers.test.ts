@@ -108,5 +108,7 @@ test("glob: many stars against a long value stays fast (no exponential backtrack
   const m = compileValueMatcher({ glob: "*a*a*a*a*a*a*a*a*a*a*b" }, false, fail);
   const started = performance.now();
   assert.equal(m.test("a".repeat(5000)), false);
-  assert.ok(performance.now() - started < 200, "glob took too long");
+  // Backtracking would take ages on 5,000 characters and ten stars; a linear match takes well under 1 ms.
+  // The bound only separates the two, generously (a loaded machine must not fail it).
+  assert.ok(performance.now() - started < 5_000, "glob took too long");
 });

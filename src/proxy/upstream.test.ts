@@ -116,7 +116,8 @@ test("an upstream that sends no headers within readTimeoutMs answers 504 JSON pr
   const took = performance.now() - started;
   assert.equal(res.statusCode, 504);
   assert.deepEqual(await res.body.json(), { message: UPSTREAM_MESSAGES.timeout });
-  assert.ok(took >= 250 && took < 1500, `took ${took} ms`);
+  // Not before the read timeout, and nowhere near undici's own (300 s) headers timeout.
+  assert.ok(took >= 250 && took < 10_000, `took ${took} ms`);
 });
 
 test("requests are spread round-robin across targets", async () => {

@@ -53,6 +53,8 @@ export interface ForwardRequest {
   readonly identityHeaders: Readonly<Record<string, string>>;
   /** performance.now() at request start. */
   readonly startedAt: number;
+  /** When present, counts the response body bytes passed on to the client (for the access log). */
+  bytes?: number;
 }
 
 /** Failures where the upstream never saw the request, so another target may safely get it. */
@@ -194,6 +196,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (responseClosed(res)) return;
     // The rest of a body that arrived in this read (often its end) joins the head and the first chunk.
     if (this.#corked) process.nextTick(uncork, this);
+    if (this.#request.bytes !== undefined) this.#request.bytes += chunk.length;
     if (!(res as ServerResponse).write(chunk)) {
       controller.pause();
       res.once("drain", this.#onDrain);

@@ -10,7 +10,7 @@ import { checkRevocation } from "../identity/revocation/check.ts";
 import type { ResponseSpec } from "../identity/revocation/testing/ocsp-builder.ts";
 import { device, responder, store, testPki } from "../identity/revocation/testing/pki.ts";
 import { RevocationService } from "./revocation-service.ts";
-import { freePort, recordingLogger } from "./testing/http.ts";
+import { REFUSED_URL, recordingLogger } from "./testing/http.ts";
 import { type Script, startPkijsResponder } from "./testing/ocsp-responder.ts";
 
 const pki = await testPki("Pkijs");
@@ -72,8 +72,7 @@ const broken: { name: string; script: Script | "down"; detail: RegExp }[] = [
 
 for (const c of broken) {
   test(`OCSP ${c.name}: soft allows and reports, strict denies revocation_unknown`, async () => {
-    const url =
-      c.script === "down" ? `http://127.0.0.1:${await freePort()}/` : (await responderFor(c.script)).url;
+    const url = c.script === "down" ? REFUSED_URL : (await responderFor(c.script)).url;
     const { service, soft, strict } = await serviceFor(url);
     const leaf = (await device(`leaf-${c.name}`, pki.int)).cert;
     const started = Date.now();

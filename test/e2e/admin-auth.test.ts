@@ -2,6 +2,7 @@
 // 404 and 405 for what is not there.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
+import { HEALTH_PATHS } from "../../src/admin/system-routes.ts";
 import { type AdminHarness, startAdmin } from "../../src/admin/testing/harness.ts";
 
 describe("admin API: authentication", () => {
@@ -15,6 +16,8 @@ describe("admin API: authentication", () => {
     const routes = admin.server.router.routes();
     assert.ok(routes.length >= 10);
     for (const { method, path } of routes) {
+      // The probes answer without it (admin.publicHealth, default true): next test.
+      if (HEALTH_PATHS.has(path)) continue;
       const concrete = path.replace("{id}", "device-1");
       for (const token of [null, "wrong-token-wrong-token-wrong", ""]) {
         const r = await admin.call(method, concrete, { token, body: method === "GET" ? undefined : {} });
@@ -22,6 +25,19 @@ describe("admin API: authentication", () => {
         assert.equal(r.headers.get("www-authenticate"), 'Bearer realm="portcullis"');
         assert.deepEqual(r.json, { message: "Unauthorized" });
       }
+    }
+  });
+
+  test("only the probes, /healthz and /readyz, answer without the token (they say ok or what is not ready)", async () => {
+    const probes = admin.server.router
+      .routes()
+      .filter((r) => HEALTH_PATHS.has(r.path))
+      .map((r) => r.path);
+    assert.deepEqual(probes, ["/healthz", "/readyz"]);
+    for (const path of probes) {
+      const r = await admin.call("GET", path, { token: null });
+      assert.equal(r.status, 200, path);
+      assert.equal(r.text, "ok\n");
     }
   });
 

@@ -1,7 +1,8 @@
 // A bad config stops `portcullis start` with exit code 2 and a message naming the file and the field path
 // (fail closed: nothing is served). CLI usage errors exit 2 as well.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stringify } from "yaml";
@@ -109,6 +110,65 @@ describe("config errors stop start-up with exit code 2", () => {
     );
   });
 
+  test('a typo\'d key gets "did you mean", and explains the key it was meant to be (no "missing" error)', async () => {
+    const stderr = await expectProblem(
+      mutated((c) => {
+        const listener = c.listeners[0] as unknown as Record<string, unknown>;
+        listener.clientAuht = listener.clientAuth;
+        delete listener.clientAuth;
+      }),
+      'listeners[0]: unknown key "clientAuht" (did you mean "clientAuth"?)',
+    );
+    assert.doesNotMatch(
+      stderr,
+      /listeners\[0\]\.clientAuth:/,
+      "the missing clientAuth is explained, not reported",
+    );
+  });
+
+  test("an upstream target without a scheme says how to write it", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const service = c.services[0];
+        if (service) service.targets = ["127.0.0.1:3000"];
+      }),
+      'services[0].targets[0]: "127.0.0.1:3000" has no scheme: expected a URL such as http://127.0.0.1:3000',
+    );
+  });
+
+  test("two listeners on one port: the port and both listeners are named before anything listens", async () => {
+    await expectProblem(
+      mutated((c) => {
+        const first = c.listeners[0];
+        if (!first) return;
+        first.port = 18443;
+        c.listeners.push({ ...first, name: "second" });
+      }),
+      /listeners\[1\]\.port: port 18443 on \S+ is already listener "main"'s/,
+    );
+  });
+
+  test("a busy admin port is named, with the listener, before anything logs listening", async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, "127.0.0.1", resolve));
+    const { port } = blocker.address() as AddressInfo;
+    try {
+      const { code, stdout, stderr } = await startWith(
+        mutated((c) => {
+          c.admin = { port, tokenFile: "admin.token" };
+        }),
+      );
+      assert.equal(code, 1, stderr);
+      assert.match(
+        stderr,
+        new RegExp(`port ${port} on 127\\.0\\.0\\.1 \\(admin listener\\) is already in use`),
+      );
+      assert.doesNotMatch(stdout, /"msg":"listening"/, "nothing was announced as listening");
+    } finally {
+      blocker.close();
+    }
+  });
+
   test("a missing server certificate file is named with its field path", async () => {
     await expectProblem(
       mutated((c) => {
@@ -146,17 +206,19 @@ describe("config errors stop start-up with exit code 2", () => {
     );
   });
 
-  test("a CRL file that cannot be read stops start-up with one line, not a stack trace (fail closed)", async () => {
+  test("a CRL file that cannot be read stops start-up with one line, not a stack trace (fail closed), before the device store is created", async () => {
     const { code, stdout, stderr } = await startWith(
       mutated((c) => {
         const store = c.trustStores?.[0];
         if (store) store.revocation = { mode: "strict", crl: { files: ["missing.crl"] } };
+        c.store = { url: "sqlite:crl-failure.db" };
       }),
     );
     assert.equal(code, 2, `exit code\nstdout: ${stdout}\nstderr: ${stderr}`);
     assert.match(stderr, /missing\.crl/);
     assert.doesNotMatch(stderr, /^\s+at /m);
-    assert.doesNotMatch(stdout, /"listening"/);
+    assert.doesNotMatch(stdout, /"listening"|device store ready/);
+    assert.equal(existsSync(join(tmp.dir, "crl-failure.db")), false, "no SQLite file is left behind");
   });
 
   test("a key that does not match the certificate is named", async () => {

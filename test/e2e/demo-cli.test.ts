@@ -89,3 +89,108 @@ describe("portcullis demo with --upstream, admin API and a reused directory", ()
     }
   });
 });
+
+/** Ports free right now (bound on 127.0.0.1 and released: another process may take one), for a demo on fixed ports. */
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => {
+      const server = createServer();
+      return new Promise<ReturnType<typeof createServer>>((resolve) =>
+        server.listen(0, "127.0.0.1", () => resolve(server)),
+      );
+    }),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  return ports;
+}
+
+describe("the built-in echo port without --echo-port", () => {
+  test("two demos in two directories both start; a restart keeps the port its config names", async () => {
+    const a = tempDir();
+    const b = tempDir();
+    const echoPortOf = (dir: string) =>
+      /127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, "portcullis.yaml"), "utf8"))?.[1];
+    let first: GatewayProcess | undefined;
+    let second: GatewayProcess | undefined;
+    try {
+      first = await startDemo(a.dir, [], { defaultEchoPort: true });
+      second = await startDemo(b.dir, [], { defaultEchoPort: true });
+      for (const [gw, dir] of [
+        [first, a.dir],
+        [second, b.dir],
+      ] as const) {
+        const r = await curl({ port: gw.ports.demo ?? 0, dir, device: "device" });
+        assert.equal(r.status, 200, r.body);
+      }
+      assert.notEqual(echoPortOf(a.dir), echoPortOf(b.dir), "each demo has its own echo port");
+      const before = readFileSync(join(b.dir, "portcullis.yaml"), "utf8");
+      assert.equal(await second.stop(), 0);
+      second = await startDemo(b.dir, [], { defaultEchoPort: true });
+      assert.equal(readFileSync(join(b.dir, "portcullis.yaml"), "utf8"), before, "the config is unchanged");
+      const r = await curl({ port: second.ports.demo ?? 0, dir: b.dir, device: "device" });
+      assert.equal(r.status, 200, r.body);
+    } finally {
+      await first?.stop();
+      await second?.stop();
+      a.cleanup();
+      b.cleanup();
+    }
+  });
+});
+
+describe("a second `portcullis demo` against a running one", () => {
+  const tmp = tempDir();
+  let gw: GatewayProcess;
+  let args: string[] = [];
+
+  before(async () => {
+    // Fixed ports, free when picked: a parallel test may bind one first (the demo then names it and
+    // exits before writing anything), so pick again.
+    for (let attempt = 1; ; attempt++) {
+      const [port, admin, echo] = await freePorts(3);
+      args = ["--port", String(port), "--admin-port", String(admin), "--echo-port", String(echo)];
+      try {
+        gw = await startDemo(tmp.dir, args);
+        break;
+      } catch (err) {
+        if (attempt >= 5 || !/port \d+ \(/.test(String(err))) throw err;
+      }
+    }
+  });
+  after(async () => {
+    await gw.stop();
+    tmp.cleanup();
+  });
+
+  test("is refused before it writes anything, and the first demo keeps serving /echo", async () => {
+    const config = join(tmp.dir, "portcullis.yaml");
+    const before = readFileSync(config, "utf8");
+    const second = await runCli(["demo", "--dir", tmp.dir, ...args]);
+    assert.equal(second.code, 2, second.stderr);
+    assert.match(second.stderr, /a demo is already running in .* \(pid \d+\)/);
+    assert.equal(readFileSync(config, "utf8"), before, "the running demo's config is left alone");
+    const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "device" });
+    assert.equal(r.status, 200, r.body);
+  });
+
+  test("in another directory, a taken port is named before anything is written", async () => {
+    const other = tempDir();
+    try {
+      const second = await runCli(["demo", "--dir", other.dir, ...args]);
+      assert.equal(second.code, 2, second.stderr);
+      assert.match(second.stderr, new RegExp(`port ${gw.ports.demo} \\(gateway listener demo\\)`));
+      assert.equal(existsSync(join(other.dir, "portcullis.yaml")), false);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test("the demo config uses the fixed echo port it was given", () => {
+    const echo = args[args.indexOf("--echo-port") + 1];
+    assert.match(
+      readFileSync(join(tmp.dir, "portcullis.yaml"), "utf8"),
+      new RegExp(`127\\.0\\.0\\.1:${echo}`),
+    );
+  });
+});

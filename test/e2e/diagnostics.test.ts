@@ -74,9 +74,37 @@ describe("diagnostics endpoint", () => {
   });
 
   test("a listener that hides reasons leaves reason and detail out", async () => {
-    const r = await curl({ port: gw.ports.hidden ?? 0, dir: tmp.dir, device: "expired-device", path: PATH });
+    const r = await curl({
+      port: gw.ports.hidden ?? 0,
+      dir: tmp.dir,
+      device: "expired-device",
+      path: `${PATH}?path=/echo`,
+    });
     assert.equal(r.status, 200, r.body);
     assert.doesNotMatch(r.body, /"reason"|"detail"/);
+    // Nor anything else that says why: OpenSSL's error, the validity against the server clock, a store.
+    assert.doesNotMatch(r.body, /CERT_HAS_EXPIRED|"expired"|"trustStore"/);
+    const report = r.json<Report & { connection: { openssl: { error: string | null } } }>();
+    assert.equal(report.connection.openssl.error, null);
+    assert.equal(report.validity, null);
+    assert.deepEqual(
+      report.decisions.map((d) => Object.keys(d).sort()),
+      [
+        ["allow", "policy"],
+        ["allow", "policy"],
+      ],
+    );
+    assert.ok(report.decisions.every((d) => !d.allow));
+  });
+
+  test("no certificate: OpenSSL's error is not shown (it judged nothing), hidden or not", async () => {
+    for (const port of [gw.ports.on, gw.ports.hidden]) {
+      const r = await curl({ port: port ?? 0, dir: tmp.dir, path: PATH });
+      assert.equal(r.status, 200, r.body);
+      const report = r.json<Report & { connection: { openssl: { error: string | null } } }>();
+      assert.equal(report.certificate.sent, false);
+      assert.equal(report.connection.openssl.error, null, r.body);
+    }
   });
 
   test("hideReason: a refused device gets Kong's message alone; the decision log keeps the reason", async () => {

@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import type { ConfigInput } from "../../src/config/schema.ts";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
 import { seq, tagged } from "../../src/identity/testing/der-encode.ts";
-import { mintCa, mintDevice, nameConstraints } from "../../src/identity/testing/mint.ts";
+import { type Minted, mintCa, mintDevice, nameConstraints } from "../../src/identity/testing/mint.ts";
 import {
   deviceExtensions,
   mintRaw,
@@ -20,7 +20,7 @@ import {
 import { x509 } from "../../src/identity/x509.ts";
 import { type CurlResult, curl } from "../helpers/clients.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
-import { type DenyBody, writeBundle, writeDevice } from "../helpers/identity-e2e.ts";
+import { type DenyBody, keepAliveClient, writeBundle, writeDevice } from "../helpers/identity-e2e.ts";
 import { createTlsFixtures, HOST_A, pem, type TlsFixtures } from "../helpers/tls-fixtures.ts";
 import { type TlsHttpResult, tlsHttp } from "../helpers/tls-http.ts";
 
@@ -44,6 +44,8 @@ describe("identity engine: certificate chains end to end", () => {
   let fx: TlsFixtures;
   let echo: EchoUpstream;
   let gw: GatewayProcess;
+  /** The device CA of store d-cas, for certificates minted by a test itself. */
+  let deviceCaD: Minted;
   const port = (listener: string): number => {
     const p = gw.ports[listener];
     assert.ok(p, `listener ${listener} is bound`);
@@ -93,6 +95,7 @@ describe("identity engine: certificate chains end to end", () => {
     // names (fleet.example and every name below it).
     const rootD = await mintCa("O=Chains, CN=Chains Root D");
     const intD = await mintCa("O=Chains, CN=Chains Device CA D", rootD, { pathLength: 0 });
+    deviceCaD = intD;
     const fleetCa = await mintCa("O=Chains, CN=Fleet CA", rootD, {
       extensions: [nameConstraints({ permitted: [{ dns: "fleet.example" }] })],
     });
@@ -165,6 +168,8 @@ describe("identity engine: certificate chains end to end", () => {
           ca: writeBundle(tmp.dir, "early-2-root.pem", [rootE2]),
           notBeforeGrace: "5m",
         },
+        // The same root without grace: a route on it judges early-2 itself (never "another route's CA").
+        { name: "early-2-strict", ca: "early-2-root.pem" },
       ],
       services: [{ name: "echo", targets: [echo.url] }],
       routes: [
@@ -174,6 +179,7 @@ describe("identity engine: certificate chains end to end", () => {
         route("d", "d-cas"),
         route("early", "early"),
         route("early-grace", "early-grace"),
+        route("early-2-strict", "early-2-strict"),
       ],
     };
     gw = await startGateway(tmp.dir, config);
@@ -277,6 +283,39 @@ describe("identity engine: certificate chains end to end", () => {
     const r = await get("early-2", "/early-grace/echo");
     assert.equal(r.status, 200, r.body);
     assert.equal(r.json<{ headers: Record<string, string> }>().headers["x-device-id"], "early-2");
+  });
+
+  test("one CA in two stores, with and without grace: the route without grace answers 401 certificate_not_yet_valid, not 403", async () => {
+    assertDenied(await get("early-2", "/early-2-strict/echo"), 401, FAILED, "certificate_not_yet_valid");
+  });
+
+  test("a certificate that expires while its keep-alive connection is open: the next request on it gets 401 certificate_expired", async () => {
+    // Valid for a few seconds from now (whole seconds, as X.509 has them): the wait is the feature.
+    const notAfter = new Date((Math.floor(Date.now() / 1000) + 4) * 1000);
+    const leaf = await mintDevice("short-lived", deviceCaD, {
+      notBefore: new Date(Date.now() - MINUTE),
+      notAfter,
+    });
+    await writeDevice(tmp.dir, "short-lived", leaf, [deviceCaD]);
+    const client = keepAliveClient({
+      port: port("app"),
+      host: HOST_A,
+      ca: pem(tmp.dir, "ca-chain.crt"),
+      certPem: pem(tmp.dir, "short-lived.crt"),
+      keyPem: pem(tmp.dir, "short-lived.key"),
+    });
+    try {
+      const first = await client.get("/d/echo");
+      assert.equal(first.status, 200, `served while valid: ${JSON.stringify(first.body)}`);
+      // Past notAfter on the server's whole-second clock.
+      await new Promise((resolve) => setTimeout(resolve, notAfter.getTime() + 1_100 - Date.now()));
+      const last = await client.get("/d/echo");
+      assert.equal(last.status, 401, JSON.stringify(last.body));
+      assert.deepEqual(last.body, { message: FAILED, reason: "certificate_expired" });
+      assert.equal(client.connects(), 1, "both requests went over the same connection");
+    } finally {
+      await client.close();
+    }
   });
 
   test("a route accepting only trust store B, a valid store-A device: 403 ca_not_allowed_for_route", async () => {

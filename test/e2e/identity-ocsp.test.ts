@@ -11,7 +11,7 @@ import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstre
 import { device, type TestPki, testPki } from "../../src/identity/revocation/testing/pki.ts";
 import type { Minted } from "../../src/identity/testing/mint.ts";
 import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
-import { freePort } from "../../src/revocation/testing/http.ts";
+import { REFUSED_URL } from "../../src/revocation/testing/http.ts";
 import {
   type IndexEntry,
   type OpensslResponder,
@@ -73,18 +73,19 @@ describe("identity engine: OCSP end to end (openssl ocsp responder)", () => {
     token = readFileSync(demo.adminToken, "utf8").trim();
     pki = await testPki("Fleet OCSP");
     front = await startOcspFront();
-    const dead = `http://127.0.0.1:${await freePort()}/`;
+    const dead = REFUSED_URL;
     const aia = { ocsp: front.url };
-    for (const name of ["good", "revoked", "unlisted", "later"])
+    for (const name of ["good", "revoked", "unlisted", "later", "soft-good"])
       certs[name] = await device(name, pki.int, aia);
     certs.dead = await device("dead", pki.int, { ocsp: dead });
     // No AIA: only the responder configured on the trust store can answer for these.
     for (const name of ["cfg-good", "cfg-revoked"]) certs[name] = await device(name, pki.int);
     for (const [name, cert] of Object.entries(certs)) await writeDevice(tmp.dir, name, cert, [pki.int]);
     const { good, revoked, later, ...rest } = certs;
-    assert.ok(good && revoked && later && rest["cfg-good"] && rest["cfg-revoked"]);
+    assert.ok(good && revoked && later && rest["cfg-good"] && rest["cfg-revoked"] && rest["soft-good"]);
     await publish([
       { cert: good },
+      { cert: rest["soft-good"] },
       revokedEntry(revoked),
       { cert: later },
       { cert: rest["cfg-good"] },
@@ -108,6 +109,14 @@ describe("identity engine: OCSP end to end (openssl ocsp responder)", () => {
           port: 0,
           clientAuth: "application",
           certificates: [{ cert: "server.crt", key: "server.key" }],
+        },
+        {
+          // Its connections are judged at admission against the soft store alone (no OCSP answer yet).
+          name: "soft",
+          port: 0,
+          clientAuth: "application",
+          certificates: [{ cert: "server.crt", key: "server.key" }],
+          trustStores: ["ocsp-soft"],
         },
       ],
       trustStores: [
@@ -143,6 +152,23 @@ describe("identity engine: OCSP end to end (openssl ocsp responder)", () => {
     assertDenied(await get("revoked", "/strict/echo"), "certificate_revoked");
     assertDenied(await get("unlisted", "/strict/echo"), "revocation_unknown");
     assert.ok(front.requests() >= before + 3, "the gateway asked the responder named in each AIA");
+  });
+
+  test("soft mode, healthy responder answering good: 200, and no soft failure is logged or counted", async () => {
+    assert.ok(gw.adminPort, "the admin listener is bound");
+    const count = async () =>
+      metricValue((await adminGet(gw.adminPort ?? 0, "/metrics", token)).text, SOFT_FAILURES, {
+        store: "ocsp-soft",
+      }) ?? 0;
+    const soft = () => logLinesWith(gw.output(), "revocation status unknown, allowed (soft mode)").length;
+    const [countBefore, linesBefore, asked] = [await count(), soft(), front.requests()];
+    // A device the gateway has never asked about, on a listener whose admission judges it by the soft store.
+    const r = await curl({ port: gw.ports.soft ?? 0, dir: tmp.dir, device: "soft-good", path: "/soft/echo" });
+    assert.equal(r.status, 200, `${r.status} ${r.body} ${r.stderr}`);
+    assert.equal(r.json<{ headers: Record<string, string> }>().headers["x-device-id"], "soft-good");
+    assert.ok(front.requests() > asked, "the responder was asked");
+    assert.equal(await count(), countBefore, `${SOFT_FAILURES}{store="ocsp-soft"} unchanged`);
+    assert.equal(soft(), linesBefore, `no soft-mode line:\n${gw.output().slice(-2000)}`);
   });
 
   test("responder from the trust store's config (no AIA in the certificates): good 200, revoked 401", async () => {
@@ -191,7 +217,12 @@ describe("identity engine: OCSP end to end (openssl ocsp responder)", () => {
       const first = await client.get("/strict/echo");
       assert.equal(first.status, 200, JSON.stringify(first.body));
       // The responder is restarted with an index that lists the device as revoked.
-      await publish([{ cert: good }, revokedEntry(revoked), revokedEntry(later)]);
+      await publish([
+        { cert: good },
+        { cert: certs["soft-good"] as Minted },
+        revokedEntry(revoked),
+        revokedEntry(later),
+      ]);
       const publishedAt = Date.now();
       const last = await pollUntil(
         () => client.get("/strict/echo"),

@@ -1,9 +1,8 @@
 // Instant revocation on one gateway (SQLite): when a device is suspended, loses its binding or is deleted
 // through the admin API, its open HTTP/1.1 keep-alive connection and HTTP/2 session are closed by the
-// gateway within 1 s and its next request is denied; other devices' connections stay open.
+// gateway at once and its next request is denied; other devices' connections stay open.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
 import {
@@ -17,7 +16,8 @@ import {
   within,
 } from "../helpers/registry.ts";
 
-const CLOSE_WITHIN_MS = 1000;
+/** "At once": milliseconds in practice; generous for a loaded machine, far below the 60 s cache TTL. */
+const CLOSE_WITHIN_MS = 5_000;
 const OTHER_FINGERPRINT = "ab".repeat(32);
 
 describe("instant revocation of live connections (one gateway)", () => {
@@ -47,7 +47,7 @@ describe("instant revocation of live connections (one gateway)", () => {
     return s;
   };
 
-  /** Both connections of `id` answer 200 on /echo, then `change` runs; both must be closed within 1 s. */
+  /** Both connections of `id` answer 200 on /echo, then `change` runs; both must be closed at once (CLOSE_WITHIN_MS). */
   async function expectClosedBy(id: string, change: () => Promise<unknown>) {
     const h1 = keepAlive(id);
     const session = h2(id);
@@ -72,7 +72,8 @@ describe("instant revocation of live connections (one gateway)", () => {
   before(async () => {
     pki = await registryPki(tmp.dir);
     echo = await startEchoUpstream();
-    for (const id of ["dev-suspend", "dev-rebind", "dev-delete"]) devices.set(id, await pki.issue(id));
+    for (const id of ["dev-suspend", "dev-rebind", "dev-delete", "dev-sentinel"])
+      devices.set(id, await pki.issue(id));
     devices.set("bystander", pki.existing("device"));
     gw = await startGateway(tmp.dir, registryConfig({ upstream: echo.url, storeUrl: "sqlite:registry.db" }));
     port = gw.ports.main ?? 0;
@@ -123,8 +124,12 @@ describe("instant revocation of live connections (one gateway)", () => {
       bindings: [...own, { kind: "fingerprint", value: OTHER_FINGERPRINT }],
     });
     assert.equal((await h1.get()).status, 200);
-    // Give a wrongful close (the re-check runs after the change) time to show; there is no event to await.
-    await sleep(300);
+    // A wrongful close would come from the re-check that runs after the change, which has no event of its
+    // own: a later change of the same kind (another device's binding removed) closing its connection
+    // shows that the re-checks up to it have run.
+    await expectClosedBy("dev-sentinel", () =>
+      admin.patch("dev-sentinel", { bindings: [{ kind: "fingerprint", value: "cd".repeat(32) }] }),
+    );
     assert.equal((await h1.get()).status, 200);
     assert.equal(h1.connects, 1, "a binding added for rotation leaves the live connection alone");
     await h1.close();

@@ -107,6 +107,11 @@ describe("store outage (PostgreSQL behind a TCP proxy)", () => {
     await waitFor(async () => !(await storeOk()), 5000, "/status reports the store down");
     const status = await admin.call<StatusJson>("GET", "/status");
     assert.equal(status.json.store.ok, false);
+    // A load balancer's probe, without the token: not ready while the store is down.
+    const readyz = await fetch(`http://127.0.0.1:${gw?.adminPort}/readyz`);
+    assert.equal(readyz.status, 503);
+    assert.match(await readyz.text(), /^\[-\]store failed: .*\nreadyz check failed\n$/);
+    assert.equal((await fetch(`http://127.0.0.1:${gw?.adminPort}/healthz`)).status, 200, "yet alive");
     // Past the cache TTL, so that answers come from the outage grace, not from a fresh entry.
     const expiry = lastLookup + CACHE_TTL_MS + 200 - Date.now();
     if (expiry > 0) await sleep(expiry);
@@ -130,6 +135,7 @@ describe("store outage (PostgreSQL behind a TCP proxy)", () => {
 
     proxy.mode = "pass";
     await waitFor(storeOk, 15_000, "/status reports the store back");
+    assert.equal((await fetch(`http://127.0.0.1:${gw?.adminPort}/readyz`)).status, 200, "ready again");
     await waitFor(
       async () => (await request(unseen)).status === 200,
       5000,
@@ -161,8 +167,9 @@ describe("store outage (PostgreSQL behind a TCP proxy)", () => {
     assert.equal(second.status, 200, second.body);
     const stranger = await timed(unseen2);
     assert.equal(stranger.status, 503, stranger.body);
+    // Had each waited for the store again, the two together would take twice the first one's wait.
     assert.ok(
-      second.ms < 500 && stranger.ms < 500,
+      second.ms + stranger.ms < first.ms,
       `after a ${first.ms} ms store timeout, the next requests took ${second.ms} ms (cached device) and ` +
         `${stranger.ms} ms (unknown device): each waited for the store again`,
     );

@@ -1,7 +1,7 @@
 // Revocation end to end, on the demo: the demo CRL refuses revoked-device; a revocation published with
 // `portcullis pki revoke` while a device holds a keep-alive connection denies its very next request.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { curl } from "../helpers/clients.ts";
@@ -9,6 +9,23 @@ import { type GatewayProcess, runCli, startDemo, tempDir } from "../helpers/gate
 import { keepAliveClient } from "../helpers/keep-alive.ts";
 
 const _HOST = "mtls.auth.local.com";
+
+/** Resolves once the gateway has written more than `count` lines containing `text`; returns how many. */
+async function linesWith(gw: GatewayProcess, text: string, count: number): Promise<number> {
+  const n = () => gw.output().split(text).length - 1;
+  while (n() <= count) {
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        gw.child.stdout?.off("data", done);
+        gw.child.stderr?.off("data", done);
+        resolve();
+      };
+      gw.child.stdout?.on("data", done);
+      gw.child.stderr?.on("data", done);
+    });
+  }
+  return n();
+}
 
 describe("revocation (demo, application mode)", () => {
   const tmp = tempDir();
@@ -31,6 +48,23 @@ describe("revocation (demo, application mode)", () => {
       message: "TLS certificate failed verification",
       reason: "certificate_revoked",
     });
+  });
+
+  test("a broken new version of the CRL file is rejected; the CRLs last loaded from it stay in force", {
+    timeout: 30_000,
+  }, async (t) => {
+    const crl = join(tmp.dir, "pki", "crl.pem");
+    const good = readFileSync(crl);
+    t.after(() => writeFileSync(crl, good));
+    const REJECTED = '"msg":"CRL file rejected; keeping the CRLs last loaded from it"';
+    const before = gw.output().split(REJECTED).length - 1;
+    writeFileSync(crl, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n");
+    await linesWith(gw, REJECTED, before);
+    // Never "no CRL, nothing revoked": the revoked device is still refused, the others served.
+    const revoked = await curl({ port, dir: tmp.dir, device: "revoked-device" });
+    assert.equal(revoked.status, 401, revoked.body);
+    assert.equal(revoked.json<{ reason: string }>().reason, "certificate_revoked");
+    assert.equal((await curl({ port, dir: tmp.dir, device: "device" })).status, 200);
   });
 
   test("a revocation published while a device is connected denies its next request on the same connection", async () => {

@@ -68,20 +68,82 @@ describe("seed transcript, handshake mode", () => {
     tmp.cleanup();
   });
 
-  test("wrong certificate fails the TLS handshake: no HTTP response at all", async () => {
+  /** curl's exit codes for a handshake the server failed (docs/mtls-modes.md): never 0, nor "curl is missing". */
+  const HANDSHAKE_FAILED = [18, 35, 52, 55, 56];
+
+  /** The gateway's refusal lines with this reason, once there are more than `before` of them. */
+  async function refusals(
+    reason: string,
+    before: number,
+    msg = /"msg":"(handshake failed|connection refused)"/,
+  ): Promise<number> {
+    const count = () =>
+      gw
+        .output()
+        .split("\n")
+        .filter((l) => l.startsWith("{") && msg.test(l) && l.includes(`"reason":"${reason}"`)).length;
+    if (count() > before) return count();
+    await new Promise<void>((resolve) => {
+      const onData = () => {
+        if (count() <= before) return;
+        gw.child.stdout?.off("data", onData);
+        gw.child.stderr?.off("data", onData);
+        resolve();
+      };
+      gw.child.stdout?.on("data", onData);
+      gw.child.stderr?.on("data", onData);
+    });
+    return count();
+  }
+
+  test("wrong certificate fails the TLS handshake: no HTTP response at all", {
+    timeout: 30_000,
+  }, async () => {
+    const before = await refusals("untrusted_issuer", -1);
     const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "wrong-device" });
-    assert.notEqual(r.exitCode, 0);
+    assert.ok(HANDSHAKE_FAILED.includes(r.exitCode), `curl exit ${r.exitCode}: ${r.stderr}`);
+    assert.match(r.stderr, /^curl: \(\d+\) /, "curl ran and reported a transport error");
     assert.equal(r.status, 0);
+    assert.equal(r.body, "", "not one HTTP byte");
+    // The gateway refused it for the certificate, not for anything else.
+    assert.ok((await refusals("untrusted_issuer", before)) > before);
   });
 
-  test("no certificate fails the TLS handshake", async () => {
+  test("no certificate fails the TLS handshake", { timeout: 30_000 }, async () => {
+    const before = await refusals("no_certificate", -1);
     const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir });
-    assert.notEqual(r.exitCode, 0);
+    assert.ok(HANDSHAKE_FAILED.includes(r.exitCode), `curl exit ${r.exitCode}: ${r.stderr}`);
+    // Usually the "certificate required" alert; curl may also see the close first (timing).
+    assert.match(r.stderr, /^curl: \(\d+\) /, "curl ran and reported a transport error");
     assert.equal(r.status, 0);
+    assert.ok((await refusals("no_certificate", before)) > before);
   });
 
   test("registered device gets 200", async () => {
     const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "device" });
     assert.equal(r.status, 200, r.body);
+  });
+
+  test("a certificate on the loaded CRL fails at admission: closed before any HTTP byte (certificate_revoked)", {
+    timeout: 30_000,
+  }, async () => {
+    // The identity engine refuses it right after the handshake (OpenSSL is given no CRL).
+    const refused = /"msg":"connection refused"/;
+    const before = await refusals("certificate_revoked", -1, refused);
+    const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "revoked-device" });
+    assert.ok(HANDSHAKE_FAILED.includes(r.exitCode), `curl exit ${r.exitCode}: ${r.stderr}`);
+    assert.equal(r.status, 0);
+    assert.equal(r.body, "", "not one HTTP byte");
+    assert.ok(
+      (await refusals("certificate_revoked", before, refused)) > before,
+      "refused for the revocation",
+    );
+  });
+
+  test("a trusted but unregistered device completes the handshake and gets HTTP 401 unknown_device (route policy)", async () => {
+    const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "unregistered-device" });
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.status, 401, r.body);
+    assert.equal(r.json<{ reason: string }>().reason, "unknown_device");
   });
 });

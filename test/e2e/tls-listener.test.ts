@@ -4,6 +4,7 @@
 // without a valid certificate, and the choice of server certificate by SNI.
 // One gateway process serves every case, with one listener per configuration.
 import assert from "node:assert/strict";
+import { connect as netConnect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { ConfigInput } from "../../src/config/schema.ts";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
@@ -68,6 +69,12 @@ describe("TLS listener", () => {
           limits: { maxUnauthenticatedConnections: 2, unauthenticatedIdleTimeout: "10s" },
         },
         { ...base, name: "idle", clientAuth: "application", limits: { unauthenticatedIdleTimeout: "500ms" } },
+        {
+          ...base,
+          name: "slow",
+          clientAuth: "application",
+          limits: { handshakeTimeout: "1s", headersTimeout: "1s", unauthenticatedIdleTimeout: "60s" },
+        },
         {
           ...base,
           name: "sni",
@@ -345,6 +352,41 @@ describe("TLS listener", () => {
         }
       });
     }
+  });
+
+  describe("handshakeTimeout and headersTimeout bound slow clients", () => {
+    // Both set to 1 s on this listener (default 10 s): the timeouts are the feature, so the bounds are
+    // on time, generous on the upper side.
+    test("a TCP connection that never starts its TLS handshake is closed after handshakeTimeout", async () => {
+      const started = performance.now();
+      const socket = netConnect({ host: "127.0.0.1", port: port("slow") });
+      socket.on("error", () => {});
+      const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+      try {
+        assert.notEqual(await within(closed, 8_000), "timeout", "closed by the gateway");
+        const elapsed = performance.now() - started;
+        assert.ok(elapsed >= 900, `not before the handshake timeout (${Math.round(elapsed)} ms)`);
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    test("a device whose request headers never end is closed after headersTimeout (HTTP/1.1)", async () => {
+      const conn = openTls({ port: port("slow"), servername: HOST_A, ...creds("device") });
+      try {
+        assert.equal(await conn.ready, true);
+        const started = performance.now();
+        conn.socket.write(`GET /echo HTTP/1.1\r\nHost: ${HOST_A}\r\nX-Slow: 1\r\n`);
+        const closed = await within(conn.closed, 8_000);
+        const elapsed = performance.now() - started;
+        assert.notEqual(closed, "timeout", "closed by the gateway");
+        assert.ok(elapsed >= 900, `not before the headers timeout (${Math.round(elapsed)} ms)`);
+        // Node answers 408 (or nothing) and closes; never a proxied answer.
+        assert.doesNotMatch(String(closed), /HTTP\/1\.1 200/);
+      } finally {
+        conn.socket.destroy();
+      }
+    });
   });
 
   describe("SNI chooses the server certificate", () => {

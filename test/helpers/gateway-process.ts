@@ -109,9 +109,20 @@ export function startGateway(
   });
 }
 
-/** Runs `portcullis demo` in `dir` on free ports. */
-export function startDemo(dir: string, extraArgs: string[] = []): Promise<GatewayProcess> {
-  return spawnGateway(["demo", "--dir", dir, "--port", "0", "--admin-port", "0", ...extraArgs], {
+/**
+ * Runs `portcullis demo` in `dir` on free ports (any of --port, --admin-port, --echo-port in `extraArgs`
+ * wins; `defaultEchoPort` leaves the echo port to the demo's own choice).
+ */
+export function startDemo(
+  dir: string,
+  extraArgs: string[] = [],
+  options: { readonly defaultEchoPort?: boolean } = {},
+): Promise<GatewayProcess> {
+  const flags = options.defaultEchoPort
+    ? ["--port", "--admin-port"]
+    : ["--port", "--admin-port", "--echo-port"];
+  const free = flags.filter((flag) => !extraArgs.includes(flag));
+  return spawnGateway(["demo", "--dir", dir, ...free.flatMap((flag) => [flag, "0"]), ...extraArgs], {
     ready: (output) => {
       const port = /gateway\s+https:\/\/[^:]+:(\d+)/.exec(output)?.[1];
       const admin = /admin\s+http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];

@@ -65,6 +65,13 @@ export async function startServer(handler?: Handler): Promise<TestServer> {
 }
 
 /** A free TCP port, for servers (openssl ocsp) that cannot be told to pick one themselves. */
+/**
+ * A URL nothing answers (connection refused): port 9 (discard) on loopback lies below the ephemeral range,
+ * so no test server bound to port 0 can ever take it — unlike a port found free and released.
+ */
+export const REFUSED_URL = "http://127.0.0.1:9/";
+
+/** A port free right now; another process may bind it before the caller does (retry on EADDRINUSE). */
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

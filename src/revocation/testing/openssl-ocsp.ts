@@ -77,16 +77,23 @@ export async function startOpensslOcsp(options: {
   writeFileSync(at("ca.pem"), ca.pem);
   writeFileSync(at("signer.pem"), signer.pem);
   writeFileSync(at("signer.key"), await exportPrivateKeyPem(signer.keys.privateKey));
-  const port = await freePort();
-  const args = ["ocsp", "-index", at("index.txt"), "-port", String(port), "-CA", at("ca.pem")];
-  args.push("-rsigner", at("signer.pem"), "-rkey", at("signer.key"), "-ignore_err");
-  if (options.nmin) args.push("-nmin", String(options.nmin));
-  const child = spawn("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
-  try {
-    await waitForAccept(child, 5_000);
-  } catch (err) {
-    child.kill("SIGKILL");
-    throw err;
+  // openssl ocsp needs a port number: one found free may be taken by a parallel test before openssl binds
+  // it, and openssl then exits (it never says ACCEPT on a port it did not bind), so pick again.
+  let port = 0;
+  let child: ChildProcess | undefined;
+  for (let attempt = 1; child === undefined; attempt++) {
+    port = await freePort();
+    const args = ["ocsp", "-index", at("index.txt"), "-port", String(port), "-CA", at("ca.pem")];
+    args.push("-rsigner", at("signer.pem"), "-rkey", at("signer.key"), "-ignore_err");
+    if (options.nmin) args.push("-nmin", String(options.nmin));
+    const started = spawn("openssl", args, { stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      await waitForAccept(started, 15_000);
+      child = started;
+    } catch (err) {
+      started.kill("SIGKILL");
+      if (attempt >= 5 || !/exited/.test(String(err))) throw err;
+    }
   }
   // Keep draining its output so that a chatty responder never blocks on a full pipe.
   child.stdout?.resume();
