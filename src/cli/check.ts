@@ -14,7 +14,7 @@ import { UsageError } from "./usage.ts";
 const QUIET = { info() {}, warn() {}, error() {} };
 
 /** Loads the CRL files as `start` does (a broken one stops it); CRL URLs and OCSP are not fetched. */
-async function checkCrlFiles(config: CompiledConfig): Promise<void> {
+export async function checkCrlFiles(config: CompiledConfig): Promise<void> {
   const stores = config.trustStores
     .filter((s) => s.revocation.mode !== "off" && s.revocation.crl.files.length > 0)
     .map((s) => ({ ...s, revocation: { ...s.revocation, crl: { ...s.revocation.crl, urls: [] } } }));

@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { loadConfig } from "../config/load.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
+import { checkCrlFiles } from "./check.ts";
 import { shutdownSignal, stopOnSignal } from "./run-gateway.ts";
 import { UsageError } from "./usage.ts";
 import { parseWorkers, reportListening, runWorkers } from "./workers.ts";
@@ -26,6 +27,8 @@ export async function runStart(argv: string[]): Promise<number> {
   if (workers > 1) {
     // Checked here first, so that a bad config stops with its errors instead of failing N workers.
     const config = await loadConfig(values.config);
+    // So are the CRL files: the primary opens the device store, which a broken CRL must not leave behind.
+    await checkCrlFiles(config);
     return runWorkers(workers, ["start", "--config", values.config], { config });
   }
   const signal = shutdownSignal();

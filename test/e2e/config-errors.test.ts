@@ -35,10 +35,10 @@ describe("config errors stop start-up with exit code 2", () => {
   let counter = 0;
 
   /** Writes `text` (or the YAML of a config) to a fresh file next to the PKI and runs `start` on it. */
-  async function startWith(content: string | Record<string, unknown>) {
+  async function startWith(content: string | Record<string, unknown>, extraArgs: readonly string[] = []) {
     const file = join(tmp.dir, `config-${++counter}.yaml`);
     writeFileSync(file, typeof content === "string" ? content : stringify(content));
-    const result = await runCli(["start", "--config", file]);
+    const result = await runCli(["start", "--config", file, ...extraArgs]);
     return { ...result, file };
   }
 
@@ -206,20 +206,26 @@ describe("config errors stop start-up with exit code 2", () => {
     );
   });
 
-  test("a CRL file that cannot be read stops start-up with one line, not a stack trace (fail closed), before the device store is created", async () => {
-    const { code, stdout, stderr } = await startWith(
-      mutated((c) => {
-        const store = c.trustStores?.[0];
-        if (store) store.revocation = { mode: "strict", crl: { files: ["missing.crl"] } };
-        c.store = { url: "sqlite:crl-failure.db" };
-      }),
-    );
-    assert.equal(code, 2, `exit code\nstdout: ${stdout}\nstderr: ${stderr}`);
-    assert.match(stderr, /missing\.crl/);
-    assert.doesNotMatch(stderr, /^\s+at /m);
-    assert.doesNotMatch(stdout, /"listening"|device store ready/);
-    assert.equal(existsSync(join(tmp.dir, "crl-failure.db")), false, "no SQLite file is left behind");
-  });
+  for (const workers of [[], ["--workers", "2"]]) {
+    test(`a CRL file that cannot be read stops start-up ${workers.join(" ")} with one line, not a stack trace (fail closed), before the device store is created`, async () => {
+      const db = `crl-failure${workers.length}.db`;
+      const { code, stdout, stderr } = await startWith(
+        mutated((c) => {
+          const store = c.trustStores?.[0];
+          if (store) store.revocation = { mode: "strict", crl: { files: ["missing.crl"] } };
+          c.store = { url: `sqlite:${db}` };
+          // With an admin listener, a --workers primary opens the device store itself.
+          c.admin = { host: "127.0.0.1", port: 0, tokenFile: "admin.token" };
+        }),
+        workers,
+      );
+      assert.equal(code, 2, `exit code\nstdout: ${stdout}\nstderr: ${stderr}`);
+      assert.match(stderr, /missing\.crl/);
+      assert.doesNotMatch(stderr, /^\s+at /m);
+      assert.doesNotMatch(stdout, /"listening"|device store ready/);
+      assert.equal(existsSync(join(tmp.dir, db)), false, "no SQLite file is left behind");
+    });
+  }
 
   test("a key that does not match the certificate is named", async () => {
     await expectProblem(
