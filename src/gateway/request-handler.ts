@@ -51,35 +51,40 @@ function rawPath(req: GatewayRequest): string | undefined {
   return (q === -1 ? url : url.slice(0, q)).slice(0, 1024);
 }
 
+/** What an early answer's access log line needs of its request. */
+interface EarlyAnswer {
+  readonly deps: RequestHandlerDeps;
+  readonly req: GatewayRequest;
+  readonly res: GatewayResponse;
+  readonly listener: CompiledListener;
+  readonly state: ConnectionState | undefined;
+  readonly startedAt: number;
+  readonly requestNumber: number;
+}
+
 /** The access log line of an answer the gateway gave itself before a route's policy ran (when log.access is on). */
 function accessRefused(
-  deps: RequestHandlerDeps,
-  req: GatewayRequest,
-  res: GatewayResponse,
-  listener: CompiledListener,
-  state: ConnectionState | undefined,
+  a: EarlyAnswer,
+  bytes: number,
   host: string | undefined | null,
   path: string | undefined,
-  reason: "sni_host_mismatch" | undefined,
-  bytes: number,
-  startedAt: number,
-  requestNumber: number,
+  reason?: "sni_host_mismatch",
 ): void {
-  if (!deps.config.accessLog) return;
-  logAccess(deps.logger, {
-    listener: listener.name,
-    state,
-    peerPort: socketOf(req)?.remotePort,
+  if (!a.deps.config.accessLog) return;
+  logAccess(a.deps.logger, {
+    listener: a.listener.name,
+    state: a.state,
+    peerPort: socketOf(a.req)?.remotePort,
     host,
-    method: req.method,
+    method: a.req.method,
     path,
     route: undefined,
-    status: res.statusCode,
+    status: a.res.statusCode,
     reason,
     deviceId: undefined,
     bytes,
-    startedAt,
-    requestNumber,
+    startedAt: a.startedAt,
+    requestNumber: a.requestNumber,
   });
 }
 
@@ -94,22 +99,11 @@ export function handleRequest(
   const { logger } = deps;
   const socket = socketOf(req);
   const state = connectionStateOf(socket);
+  const early: EarlyAnswer = { deps, req, res, listener, state, startedAt, requestNumber };
   if (!state) {
     // Every admitted connection has a state; without one, nothing may be decided.
     const bytes = sendJson(res, 500, { message: "An unexpected error occurred" }, startedAt);
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      undefined,
-      rawPath(req),
-      undefined,
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, undefined, rawPath(req));
     return;
   }
   const host = requestHost(req);
@@ -121,19 +115,7 @@ export function handleRequest(
       { message: UPSTREAM_MESSAGES.badRequest, detail: "missing or invalid host" },
       startedAt,
     );
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      host,
-      rawPath(req),
-      undefined,
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, host, rawPath(req));
     return;
   }
   if (!sniAllowsHost(state.identity.sni, host)) {
@@ -155,19 +137,7 @@ export function handleRequest(
     });
     noteAnswer(state, "refused");
     const bytes = sendDeny(res, "sni_host_mismatch", startedAt, listener.hideReason);
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      host,
-      path,
-      "sni_host_mismatch",
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, host, path, "sni_host_mismatch");
     return;
   }
   const target = normalizeRequestPath(req.url);
@@ -179,19 +149,7 @@ export function handleRequest(
       { message: UPSTREAM_MESSAGES.badRequest, detail: "invalid request target" },
       startedAt,
     );
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      host,
-      rawPath(req),
-      undefined,
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, host, rawPath(req));
     return;
   }
   if (target.path === listener.diagnosticsPath) {
@@ -203,19 +161,7 @@ export function handleRequest(
   if (!match) {
     noteAnswer(state, "refused");
     const bytes = sendJson(res, 404, { message: UPSTREAM_MESSAGES.notFound }, startedAt);
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      host,
-      target.path,
-      undefined,
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, host, target.path);
     return;
   }
   const { route } = match;
@@ -228,19 +174,7 @@ export function handleRequest(
   if (ambiguous !== undefined) {
     noteAnswer(state, "refused");
     const bytes = sendJson(res, 400, { message: UPSTREAM_MESSAGES.badRequest, detail: ambiguous }, startedAt);
-    accessRefused(
-      deps,
-      req,
-      res,
-      listener,
-      state,
-      host,
-      target.path,
-      undefined,
-      bytes,
-      startedAt,
-      requestNumber,
-    );
+    accessRefused(early, bytes, host, target.path);
     return;
   }
   // What the access log line needs once the answer is out: the verdict's reason or device, and the bytes.
