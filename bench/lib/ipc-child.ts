@@ -21,7 +21,6 @@ export class IpcChild<Request, Reply> {
     this.process = fork(script, args, {
       stdio: ["ignore", "inherit", "inherit", "ipc"],
       execArgv: [...process.execArgv, ...execArgv],
-      ...(process.env.PROBE_EXEC_PATH && name === "probe" ? { execPath: process.env.PROBE_EXEC_PATH } : {}),
     });
     this.process.on("message", (message: Reply) => {
       const waiting = this.#waiting;
