@@ -33,6 +33,7 @@ const USAGE = `usage: node bench/fleet.bench.ts [--devices N] [--storm N] [--wor
   --protocol    h1 (HTTP/1.1, default) or h2
   --concurrency handshakes in flight while the fleet connects (default 128)
   --hold        seconds the connected fleet idles before it is measured (default 10)
+  --handshake-timeout  the listener's handshakeTimeout, e.g. 60s (default: the gateway's, 10s)
   --out         directory for fleet-<date>.json and .md (default bench/results)
   --json        print the results as JSON (progress still goes to stderr)`;
 
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     protocol: { type: "string", default: "h1" },
     concurrency: { type: "string", default: "128" },
     hold: { type: "string", default: "10" },
+    "handshake-timeout": { type: "string" },
     out: { type: "string", default: fileURLToPath(new URL("./results", import.meta.url)) },
     json: { type: "boolean", default: false },
     help: { type: "boolean", short: "h", default: false },
@@ -189,6 +191,7 @@ async function main(): Promise<number> {
       maxConnections: Math.min(PER_PROCESS, perWorker * 2 + 1_000),
       idleTimeout: "1h",
       adminPort,
+      handshakeTimeout: args["handshake-timeout"],
     });
     const counters = () =>
       refusalCounters(adminPort, pki.adminToken).catch((err: unknown) => ({ error: String(err) }));
@@ -309,9 +312,9 @@ async function main(): Promise<number> {
 
     const date = new Date().toISOString().slice(0, 10);
     const name =
-      DEVICES === 100_000 && PROTOCOL === "http/1.1"
+      DEVICES === 100_000 && PROTOCOL === "http/1.1" && !args["handshake-timeout"]
         ? `fleet-${date}`
-        : `fleet-${date}-${DEVICES}-${args.protocol}`;
+        : `fleet-${date}-${DEVICES}-${args.protocol}${args["handshake-timeout"] ? `-hs${args["handshake-timeout"]}` : ""}`;
     const results = {
       date: new Date().toISOString(),
       machine: {
@@ -329,6 +332,7 @@ async function main(): Promise<number> {
         deviceProcesses: DEVICE_PROCESSES,
         concurrency: CONCURRENCY,
         holdSeconds: HOLD_MS / 1000,
+        handshakeTimeout: args["handshake-timeout"] ?? "10s (default)",
       },
       fleet: {
         connected,
@@ -416,7 +420,14 @@ function summary(a: AttemptSummary) {
 type Results = {
   date: string;
   machine: Record<string, unknown>;
-  settings: { devices: number; storm: number; workers: number; protocol: string; deviceProcesses: number };
+  settings: {
+    devices: number;
+    storm: number;
+    workers: number;
+    protocol: string;
+    deviceProcesses: number;
+    handshakeTimeout: string;
+  };
   fleet: {
     connected: number;
     dropped: number;
@@ -454,7 +465,7 @@ function markdown(r: Results): string {
     "",
     `\`portcullis start --workers ${s.workers}\`, ${s.devices.toLocaleString("en-US")} devices over ${s.protocol} ` +
       `(mTLS with the demo device certificate, one request each, then idle) from ${s.deviceProcesses} device ` +
-      `processes; machine: ${JSON.stringify(r.machine)}.`,
+      `processes, handshakeTimeout ${s.handshakeTimeout}; machine: ${JSON.stringify(r.machine)}.`,
     "",
     "| figure | value |",
     "|---|---:|",

@@ -44,6 +44,8 @@ export interface FleetConfigOptions {
   readonly idleTimeout: string;
   /** An admin listener (loopback) for the gateway's own counters, e.g. handshake failures by reason. */
   readonly adminPort?: number;
+  /** The listener's handshakeTimeout (the gateway's default when absent). */
+  readonly handshakeTimeout?: string;
 }
 
 /**
@@ -62,6 +64,7 @@ export function fleetConfig(pki: DemoPki, o: FleetConfigOptions): ConfigInput {
         trustStores: ["devices"],
         limits: {
           idleTimeout: o.idleTimeout,
+          ...(o.handshakeTimeout ? { handshakeTimeout: o.handshakeTimeout } : {}),
           maxConnections: o.maxConnections,
           maxConnectionsPerIdentity: o.maxConnections,
         },
