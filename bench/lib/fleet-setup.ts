@@ -2,7 +2,6 @@
 // with the demo CRL in strict mode, a route that needs a registered active device), device-001 registered
 // in the SQLite store, and a fixed-answer keep-alive upstream.
 import { writeFileSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import type { ConfigInput } from "../../src/config/schema.ts";
@@ -112,44 +111,5 @@ export async function prepareFleet(
   return { pki, file };
 }
 
-const UPSTREAM_RESPONSE = Buffer.from(
-  "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n",
-  "latin1",
-);
-
-/** A keep-alive upstream answering every body-less request with the same 3 bytes, at almost no CPU. */
-export async function startFixedUpstream(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.setNoDelay(true);
-    let tail = "";
-    socket.on("data", (chunk: Buffer) => {
-      const text = tail + chunk.toString("latin1");
-      let answers = 0;
-      let end = 0;
-      for (let at = text.indexOf("\r\n\r\n"); at >= 0; at = text.indexOf("\r\n\r\n", end)) {
-        answers++;
-        end = at + 4;
-      }
-      tail = text.slice(Math.max(end, text.length - 3));
-      for (let i = 0; i < answers; i++) socket.write(UPSTREAM_RESPONSE);
-    });
-    socket.on("error", () => socket.destroy());
-    socket.once("close", () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("upstream has no port");
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+/** The gateway bench's fixed upstream (servers.ts), answering every body-less request at almost no CPU. */
+export { startFixedUpstream } from "./servers.ts";
