@@ -81,7 +81,67 @@ interface ImportEndJson extends ErrorJson {
   durationMs?: number;
 }
 
+/** An enrollment token as the admin API shows it; `token` (the secret) only in the answer that created it. */
+export interface EnrollmentTokenJson {
+  readonly id: string;
+  readonly token?: string;
+  readonly deviceId: string;
+  readonly profile: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  readonly usedAt?: string;
+  readonly revokedAt?: string;
+  readonly state: "active" | "used" | "expired" | "revoked";
+}
+
+export interface EnrollmentTokenPageJson {
+  readonly tokens: readonly EnrollmentTokenJson[];
+  readonly next?: string | null;
+}
+
+export interface NewEnrollmentTokenJson {
+  readonly deviceId: string;
+  readonly profile?: string;
+  /** A duration such as "24h", or milliseconds. */
+  readonly ttl?: string | number;
+}
+
+export interface EnrollmentTokenQueryParams {
+  readonly deviceId?: string;
+  readonly after?: string;
+  readonly limit?: number;
+}
+
+/** A certificate issued through enrollment, as the admin API shows it. */
+export interface IssuedCertificateJson {
+  readonly serial: string;
+  readonly deviceId: string;
+  readonly profile: string;
+  readonly fingerprint: string;
+  readonly subject: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly issuedAt: string;
+  readonly operation: "enroll" | "reenroll";
+  readonly state: "valid" | "expired" | "revoked";
+  readonly revokedAt?: string;
+  readonly revocationReason?: string;
+}
+
+export interface IssuedCertificatePageJson {
+  readonly certificates: readonly IssuedCertificateJson[];
+  readonly next?: string | null;
+}
+
 type RequestBody = { json: unknown } | { stream: Readable; type: string; length?: number };
+
+/** `?key=value&…` of the defined values, or "" when none is. */
+function queryString(query: object): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+  const qs = params.toString();
+  return qs ? `?${qs}` : "";
+}
 
 export class AdminClient {
   readonly #base: URL;
@@ -184,6 +244,30 @@ export class AdminClient {
 
   deleteDevice(id: string): Promise<void> {
     return this.call("DELETE", `/devices/${encodeURIComponent(id)}`);
+  }
+
+  createEnrollmentToken(request: NewEnrollmentTokenJson): Promise<EnrollmentTokenJson> {
+    return this.call("POST", "/enrollment-tokens", { json: request });
+  }
+
+  listEnrollmentTokens(query: EnrollmentTokenQueryParams): Promise<EnrollmentTokenPageJson> {
+    return this.call("GET", `/enrollment-tokens${queryString(query)}`);
+  }
+
+  revokeEnrollmentToken(id: string): Promise<EnrollmentTokenJson> {
+    return this.call("DELETE", `/enrollment-tokens/${encodeURIComponent(id)}`);
+  }
+
+  listDeviceCertificates(
+    deviceId: string,
+    query: { readonly after?: string; readonly limit?: number } = {},
+  ): Promise<IssuedCertificatePageJson> {
+    return this.call("GET", `/devices/${encodeURIComponent(deviceId)}/certificates${queryString(query)}`);
+  }
+
+  revokeCertificate(serial: string, reason?: string): Promise<IssuedCertificateJson> {
+    const body = reason === undefined ? {} : { reason };
+    return this.call("POST", `/certificates/${encodeURIComponent(serial)}/revoke`, { json: body });
   }
 
   /**

@@ -1,5 +1,6 @@
 // Admin API errors: one class carrying the HTTP status and field errors, and the mapping of store errors to
 // statuses, so every handler fails the same way and every error body has the same shape.
+import { CertificateNotFoundError, TokenNotFoundError } from "../registry/enrollment-types.ts";
 import {
   DeviceExistsError,
   DeviceNotFoundError,
@@ -45,6 +46,9 @@ export class HttpError extends Error {
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof DeviceNotFoundError) return new HttpError(404, err.message);
+  if (err instanceof TokenNotFoundError || err instanceof CertificateNotFoundError) {
+    return new HttpError(404, err.message);
+  }
   if (err instanceof DeviceExistsError) return new HttpError(409, err.message);
   if (err instanceof StoreConflictError) return new HttpError(409, err.message);
   // The store's own checks, past the API's schema: the same answer as a schema failure.

@@ -3,6 +3,7 @@
 import { createRequire } from "node:module";
 import { DEVICE_STATUSES } from "../registry/types.ts";
 import { NDJSON_TYPES } from "./import.ts";
+import { enrollmentPaths, enrollmentSchemas } from "./openapi-enrollment.ts";
 import { type Json, json, ref, responses, schemas } from "./openapi-schemas.ts";
 import {
   DEFAULT_DECISIONS_LIMIT,
@@ -238,22 +239,23 @@ const paths: Record<string, Json> = {
   },
 };
 
-export function openApiDocument(): Json {
+/** The document; `enrollment`: the enrollment routes are served (the store keeps tokens and certificates). */
+export function openApiDocument(served: { readonly enrollment: boolean }): Json {
   return {
     openapi: "3.1.0",
     info: {
       title: "Portcullis admin API",
       version,
-      description: "Devices, decisions, status and metrics of a Portcullis gateway.",
+      description: "Devices, enrollment, decisions, status and metrics of a Portcullis gateway.",
     },
     servers: [{ url: "/" }],
     security: [{ bearerAuth: [] }],
-    paths,
+    paths: served.enrollment ? { ...paths, ...enrollmentPaths } : paths,
     components: {
       securitySchemes: {
         bearerAuth: { type: "http", scheme: "bearer", description: "The admin token (admin.tokenFile)" },
       },
-      schemas,
+      schemas: served.enrollment ? { ...schemas, ...enrollmentSchemas } : schemas,
       responses,
     },
   };

@@ -8,6 +8,8 @@ export interface MetricsSource {
   readonly contentType: string;
 }
 
+import type { CompiledEnrollment } from "../config/compile-enrollment.ts";
+import type { EnrollmentStore } from "../registry/enrollment-types.ts";
 import type { DeviceStore } from "../registry/types.ts";
 
 export interface AdminStatus {
@@ -60,6 +62,10 @@ export interface AdminOptions {
   /** GET /healthz and GET /readyz answer without the bearer token (`admin.publicHealth`; default true). */
   readonly publicHealth?: boolean;
   readonly store: DeviceStore;
+  /** Enrollment tokens and issued certificates (the same store, as the gateway opens it); absent: no such routes. */
+  readonly enrollmentStore?: EnrollmentStore;
+  /** The enrollment profiles of the config now serving (token lifetimes); undefined when enrollment is off. */
+  readonly enrollment?: () => CompiledEnrollment | undefined;
   readonly decisions: DecisionLog;
   readonly metrics: MetricsSource;
   readonly tls?: AdminTls;

@@ -12,6 +12,7 @@ import type { TLSSocket } from "node:tls";
 import { sendJson } from "../gateway/respond.ts";
 import { bearerTokenMatches } from "./auth.ts";
 import { registerDeviceRoutes } from "./devices-routes.ts";
+import { registerEnrollmentRoutes } from "./enrollment-routes.ts";
 import { HttpError, toHttpError } from "./errors.ts";
 import { registerImportRoute } from "./import.ts";
 import type { AdminOptions } from "./options.ts";
@@ -27,6 +28,7 @@ export function adminRouter(options: AdminOptions): AdminRouter {
   const router = new AdminRouter();
   registerSystemRoutes(router, options);
   registerDeviceRoutes(router, options);
+  if (options.enrollmentStore) registerEnrollmentRoutes(router, options.enrollmentStore, options);
   registerImportRoute(router, options);
   return router;
 }

@@ -82,7 +82,7 @@ export function registerSystemRoutes(router: AdminRouter, options: AdminOptions)
 
   let document: string | undefined;
   router.add("GET", "/openapi.json", ({ res, startedAt }) => {
-    document ??= JSON.stringify(openApiDocument());
+    document ??= JSON.stringify(openApiDocument({ enrollment: options.enrollmentStore !== undefined }));
     sendText(res, "application/json; charset=utf-8", document, startedAt);
   });
 }

@@ -165,7 +165,7 @@ export const devicePatchInput = z
     { message: "expected at least one of status, bindings, groups, metadata" },
   );
 
-const limitParam = (fallback: number, max: number) =>
+export const limitParam = (fallback: number, max: number) =>
   z
     .string()
     .regex(/^\d+$/, "expected a whole number")

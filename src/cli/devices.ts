@@ -1,22 +1,19 @@
 // `portcullis devices …`: the device registry through the admin API, human tables by default and --json
 // for scripts. Exit 0 when done, 1 when the API refused or could not be reached, 2 on a usage error.
-import { createReadStream, readFileSync, statSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { Transform } from "node:stream";
 import { parseArgs } from "node:util";
-import { AdminApiError, AdminClient, type DevicePageJson, type ImportProgressJson } from "../admin/client.ts";
+import {
+  AdminApiError,
+  type AdminClient,
+  type DevicePageJson,
+  type ImportProgressJson,
+} from "../admin/client.ts";
 import type { DeviceJson } from "../admin/device-json.ts";
+import { CONNECTION_OPTIONS, connect, printError, readText, table } from "./admin-connection.ts";
 import { DEVICES_USAGE, UsageError } from "./usage.ts";
 
-const COMMON = {
-  url: { type: "string" },
-  token: { type: "string" },
-  "token-file": { type: "string" },
-  cacert: { type: "string" },
-  "client-cert": { type: "string" },
-  "client-key": { type: "string" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-} as const;
+const COMMON = CONNECTION_OPTIONS;
 
 const OPTIONS = {
   ...COMMON,
@@ -35,51 +32,10 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 
 const STATUS_VERBS: Record<string, string> = { suspend: "suspended", activate: "active", revoke: "revoked" };
 
-function readText(file: string, what: string): string {
-  try {
-    return readFileSync(file, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
-}
-
-function connect(values: Values): AdminClient {
-  const url = values.url ?? process.env.PORTCULLIS_ADMIN_URL ?? "http://127.0.0.1:8444";
-  if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--url must be an http(s) URL, got "${url}"`);
-  const token =
-    values.token ??
-    (values["token-file"]
-      ? readText(values["token-file"], "token file").trim()
-      : process.env.PORTCULLIS_ADMIN_TOKEN);
-  if (!token) throw new UsageError("no admin token: give --token, --token-file or PORTCULLIS_ADMIN_TOKEN");
-  if (Boolean(values["client-cert"]) !== Boolean(values["client-key"])) {
-    throw new UsageError("--client-cert and --client-key go together");
-  }
-  return new AdminClient({
-    url,
-    token,
-    ca: values.cacert ? readText(values.cacert, "CA file") : undefined,
-    cert: values["client-cert"] ? readText(values["client-cert"], "client certificate") : undefined,
-    key: values["client-key"] ? readText(values["client-key"], "client key") : undefined,
-  });
-}
-
 function bindingArg(text: string): { kind: string; value: string } {
   const colon = text.indexOf(":");
   if (colon <= 0) throw new UsageError(`--binding must be KIND:VALUE, got "${text}"`);
   return { kind: text.slice(0, colon), value: text.slice(colon + 1) };
-}
-
-function table(rows: readonly string[][]): string {
-  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? "").length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
 }
 
 function deviceRows(devices: readonly DeviceJson[]): string {
@@ -213,17 +169,6 @@ export async function importFile(client: AdminClient, file: string, output: Prog
     // The error's lines come next: clear the progress line for them.
     if (output.tty && drawn > 0) output.write("\r\x1b[K");
     throw e;
-  }
-}
-
-function printError(e: AdminApiError, err: (s: string) => void): void {
-  err(`portcullis: ${e.message}${e.status ? ` (HTTP ${e.status})` : ""}`);
-  for (const p of e.errors) {
-    const where = [p.line === undefined ? "" : `line ${p.line}`, p.path ?? ""].filter(Boolean).join(" ");
-    err(`  ${where ? `${where}: ` : ""}${p.message}`);
-  }
-  if (e.errorCount !== undefined && e.errorCount > e.errors.length) {
-    err(`  … and ${e.errorCount - e.errors.length} more`);
   }
 }
 

@@ -18,6 +18,10 @@ const COMMANDS: Record<string, () => Promise<Run>> = {
   pki: async () => (await import("./pki.ts")).runPki,
   verify: async () => (await import("./verify.ts")).runVerify,
   devices: async () => (await import("./devices.ts")).runDevices,
+  tokens: async () => (await import("./enrollment-admin.ts")).runTokens,
+  certificates: async () => (await import("./enrollment-admin.ts")).runCertificates,
+  enroll: async () => (await import("./enroll.ts")).runEnroll,
+  reenroll: async () => (await import("./enroll.ts")).runReenroll,
 };
 
 function printVersion(): number {

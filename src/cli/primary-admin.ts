@@ -40,6 +40,8 @@ export async function startPrimaryAdmin(
     token: admin.token,
     tls: admin.tls ? { cert: admin.tls.cert, key: admin.tls.key, ca: admin.tls.ca } : undefined,
     store,
+    enrollmentStore: store,
+    enrollment: () => config.enrollment,
     decisions,
     publicHealth: admin.publicHealth,
     // Ready once a worker listens on every listener (the workers report their bound ports).

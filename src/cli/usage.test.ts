@@ -4,11 +4,31 @@ import { test } from "node:test";
 import { CRL_REASONS } from "../pki/issue.ts";
 import { KEY_ALGORITHMS } from "../pki/keys.ts";
 import { BINDING_KINDS, DEVICE_STATUSES } from "../registry/types.ts";
-import { COMMAND_NAMES, commandUsage, DEVICES_USAGE, PKI_USAGE, USAGE, wantsHelp } from "./usage.ts";
+import {
+  CERTIFICATES_USAGE,
+  COMMAND_NAMES,
+  commandUsage,
+  DEVICES_USAGE,
+  ENROLL_USAGE,
+  PKI_USAGE,
+  REENROLL_USAGE,
+  USAGE,
+  wantsHelp,
+} from "./usage.ts";
 
 test("pki usage lists every key algorithm and CRL reason", () => {
   assert.ok(PKI_USAGE.includes(`ALG:    ${KEY_ALGORITHMS.join(" | ")} (default ec-p256)\n`), PKI_USAGE);
   assert.ok(PKI_USAGE.includes(`REASON: ${CRL_REASONS.join(" | ")}\n`), PKI_USAGE);
+});
+
+test("enroll, reenroll and certificates usages list every key algorithm and CRL reason", () => {
+  for (const usage of [ENROLL_USAGE, REENROLL_USAGE]) {
+    assert.ok(usage.includes(`ALG: ${KEY_ALGORITHMS.join(" | ")}\n`), usage);
+  }
+  assert.ok(
+    CERTIFICATES_USAGE.includes(`REASON: ${CRL_REASONS.join(" | ")} (default unspecified)\n`),
+    CERTIFICATES_USAGE,
+  );
 });
 
 test("devices usage lists every device status and binding kind", () => {
@@ -25,6 +45,10 @@ test("every command has a usage text and a line in the overview", () => {
     "pki",
     "verify",
     "devices",
+    "tokens",
+    "certificates",
+    "enroll",
+    "reenroll",
     "version",
     "help",
   ]);

@@ -22,6 +22,14 @@ Commands:
                           manage a small PKI (portcullis pki --help)
   devices list|show|add|import|suspend|activate|revoke|rm ...
                           manage registered devices through the admin API (portcullis devices --help)
+  tokens create|list|revoke ...
+                          manage enrollment tokens through the admin API (portcullis tokens --help)
+  certificates list|revoke ...
+                          list and revoke certificates issued by enrollment (portcullis certificates --help)
+  enroll --server URL (--token T | --factory-cert F --factory-key K) --id ID --out DIR
+                          get a device certificate and key from an EST server (RFC 7030)
+  reenroll --server URL --cert FILE --key FILE --out DIR
+                          renew a device certificate with a new key over EST
   verify --ca ROOTS.pem [--untrusted F] [--crl F]... [--at TIME] [--purpose P] [--json] LEAF.pem
   verify --config FILE --host HOST --path PATH LEAF.pem
                           verify a chain offline with the gateway's engine (exit 0 ok, 1 rejected)
@@ -112,6 +120,82 @@ Every command takes:
 S: active | suspended | revoked | pending. KIND: fingerprint | spki | cn | uri | dns.
 `;
 
+export const TOKENS_USAGE = `Usage:
+  portcullis tokens create --device ID [--profile P] [--ttl DURATION]
+  portcullis tokens list [--device ID] [--limit N] [--after TOKEN_ID] [--all]
+  portcullis tokens revoke TOKEN_ID...
+
+create makes a one-time enrollment token for device ID (for portcullis enroll --token) and prints it with
+its id and expiry; the token is shown only this once. --profile names the enrollment profile (default: the
+server's), --ttl how long the token stays valid (30m, 24h, 7d or milliseconds; default: the profile's).
+list shows tokens and their state (active, used, expired, revoked); revoke makes a token unusable.
+
+Every command takes:
+  --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)
+  --token TOKEN       bearer token (env PORTCULLIS_ADMIN_TOKEN), or --token-file FILE
+  --cacert FILE       CA to trust for an https admin API; --client-cert FILE --client-key FILE when it asks
+  --json              machine-readable output
+`;
+
+export const CERTIFICATES_USAGE = `Usage:
+  portcullis certificates list --device ID [--limit N] [--after SERIAL] [--all]
+  portcullis certificates revoke SERIAL... [--reason REASON]
+
+list shows the certificates enrollment issued to a device and their state (valid, expired, revoked);
+revoke revokes one: the gateway refuses it at once, and it goes into its profile's CRL.
+
+Every command takes:
+  --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)
+  --token TOKEN       bearer token (env PORTCULLIS_ADMIN_TOKEN), or --token-file FILE
+  --cacert FILE       CA to trust for an https admin API; --client-cert FILE --client-key FILE when it asks
+  --json              machine-readable output
+
+REASON: unspecified | keyCompromise | cACompromise | affiliationChanged | superseded | cessationOfOperation | certificateHold | removeFromCRL | privilegeWithdrawn | aACompromise (default unspecified)
+`;
+
+export const ENROLL_USAGE = `Usage:
+  portcullis enroll --server URL [--label L] [--ca FILE] (--token T | --factory-cert F --factory-key K)
+                    --id ID --out DIR [--key-type ALG] [--wait DURATION]
+
+Gets a first certificate for device ID from an EST server (RFC 7030 simpleenroll): makes a new key and a
+CSR (CN=ID, subjectAltName URI urn:device:ID) and, once the certificate arrives, writes DIR/ID.crt,
+DIR/ID.key (PKCS#8, mode 0600) and DIR/ca.pem (the server's CA certificates). A refused or pending
+enrollment writes nothing. Exit 0 enrolled, 1 refused or failed, 2 for a wrong command line, 75 pending
+an operator's approval.
+
+  --server URL         the EST server, https://HOST[:PORT] (it answers under /.well-known/est/)
+  --label L            a CA label: /.well-known/est/L/
+  --ca FILE            the CA certificate(s) to verify the server with (default: Node's and the OS's roots)
+  --token T            a one-time enrollment token (portcullis tokens create), sent as HTTP Basic ID:T
+  --factory-cert F --factory-key K
+                       authenticate with a factory (bootstrap) certificate over mutual TLS instead
+  --id ID              the device id
+  --out DIR            where to write the files (made if missing)
+  --key-type ALG       the new key's type (default ec-p256)
+  --wait DURATION      while pending approval, retry when the server's Retry-After says, for up to this
+                       long (30s, 10m, 1h; default 0: exit 75 at once)
+
+ALG: ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | rsa-4096
+`;
+
+export const REENROLL_USAGE = `Usage:
+  portcullis reenroll --server URL [--label L] [--ca FILE] --cert FILE --key FILE --out DIR
+                      [--key-type ALG] [--wait DURATION]
+
+Renews a device certificate (RFC 7030 simplereenroll): authenticates with the current certificate and key
+over mutual TLS, makes a new key, and asks for a certificate with the current one's exact subject and
+subjectAltName. Once it arrives, writes DIR/ID.crt, DIR/ID.key (mode 0600) and DIR/ca.pem, ID being the
+device the current certificate names (its urn:device:ID URI, else its CN); DIR may hold the current files.
+Exit codes as for enroll.
+
+  --cert FILE          the current certificate (PEM; certificates after it are sent as its chain)
+  --key FILE           its private key
+  --key-type ALG       the new key's type (default: the current key's)
+  --server, --label, --ca, --out, --wait: as for enroll (portcullis enroll --help)
+
+ALG: ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | rsa-4096
+`;
+
 // verify.ts keeps a one-line summary of its own for its error messages; this is the full text.
 const VERIFY_USAGE = `Usage:
   portcullis verify --ca ROOTS.pem [--untrusted CHAIN.pem] [--crl FILE]... [--max-depth N] [--at TIME]
@@ -145,7 +229,8 @@ Prints the version, and the Node.js and OpenSSL it runs on, e.g.
 const HELP_USAGE = `Usage: portcullis help [COMMAND]
 
 Without COMMAND, lists the commands; with one, prints its usage (as portcullis COMMAND --help does).
-Commands: demo, start, check, echo, pki, verify, devices, version, help.
+Commands: demo, start, check, echo, pki, verify, devices, tokens, certificates, enroll, reenroll, version,
+help.
 `;
 
 const COMMAND_USAGE: Readonly<Record<string, string>> = {
@@ -156,6 +241,10 @@ const COMMAND_USAGE: Readonly<Record<string, string>> = {
   pki: PKI_USAGE,
   verify: VERIFY_USAGE,
   devices: DEVICES_USAGE,
+  tokens: TOKENS_USAGE,
+  certificates: CERTIFICATES_USAGE,
+  enroll: ENROLL_USAGE,
+  reenroll: REENROLL_USAGE,
   version: VERSION_USAGE,
   help: HELP_USAGE,
 };

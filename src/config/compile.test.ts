@@ -133,6 +133,7 @@ describe("config compiler", () => {
 
   test("a public route no client without a certificate could reach is refused unless it opts in", async () => {
     const config = base();
+    delete config.enrollment;
     for (const l of config.listeners) l.clientAuth = "handshake";
     assert.match(
       await problems(config),
@@ -238,11 +239,93 @@ describe("config compiler", () => {
     if (config.routes[0]) config.routes[0].hosts = ["evil.com/x"];
     assert.match(await problems(config), /routes\[0\]\.hosts\[0\]: not a valid host name/);
     const noStores = base();
+    delete noStores.enrollment;
     noStores.routes = [{ name: "p", paths: ["/"], service: "echo", public: true }];
     if (noStores.listeners[0]) delete noStores.listeners[0].trustStores;
     assert.match(
       await problems(noStores),
       /listeners\[0\]\.clientAuth: clientAuth "application" needs a trust store/,
+    );
+  });
+
+  test("enrollment: profiles compile, the listener asks for their stores, and mistakes are named by field", async () => {
+    const withEnrollment = (profile: Record<string, unknown> = {}, listeners?: string[]): ConfigInput => {
+      const config = base();
+      config.trustStores = [
+        ...(config.trustStores ?? []).filter((t) => t.name === "devices"),
+        { name: "factory", ca: ["wrong-ca.crt"] },
+      ];
+      config.enrollment = {
+        ...(listeners ? { listeners } : {}),
+        profiles: [
+          {
+            name: "fleet",
+            ca: { cert: "pki/intermediate.crt", key: "pki/intermediate.key", chain: ["pki/root.crt"] },
+            trustStore: "devices",
+            bootstrap: { tokens: {}, factory: { trustStores: ["factory"] } },
+            ...profile,
+          } as NonNullable<ConfigInput["enrollment"]>["profiles"][number],
+        ],
+      };
+      if (config.listeners[0]) delete config.listeners[0].trustStores;
+      return config;
+    };
+    const compiled = await compile(withEnrollment({ validity: "30d", overlap: "2h" }));
+    const [profile] = compiled.enrollment?.profiles ?? [];
+    assert.equal(profile?.name, "fleet");
+    assert.equal(profile?.validityMs, 30 * 86_400_000);
+    assert.equal(profile?.overlapMs, 2 * 3_600_000);
+    assert.deepEqual(
+      profile?.factory?.trustStores.map((s) => s.name),
+      ["factory"],
+    );
+    assert.equal(profile?.renewal.registry, "required");
+    assert.ok(compiled.enrollment?.listeners.has("demo"));
+    // The listener asks for the factory store in its CertificateRequest, or factory certificates never arrive.
+    assert.deepEqual(compiled.listeners[0]?.trustStores.map((s) => s.name).sort(), ["devices", "factory"]);
+
+    assert.match(
+      await problems(withEnrollment({ trustStore: "factory", bootstrap: { tokens: {} } })),
+      /enrollment\.profiles\[0\]\.trustStore: trust store "factory" does not hold the issuing CA/,
+    );
+    assert.match(
+      await problems(withEnrollment({ bootstrap: { factory: { trustStores: ["devices"] } } })),
+      /bootstrap\.factory\.trustStores: trust store "devices" is both the factory store and the operational one/,
+    );
+    assert.match(
+      await problems(
+        withEnrollment({ ca: { cert: "pki/intermediate.crt", key: "pkcs11:token=hsm;object=ca" } }),
+      ),
+      /enrollment\.profiles\[0\]\.ca\.key: PKCS#11 keys are not supported yet/,
+    );
+    assert.match(
+      await problems(withEnrollment({ ca: { cert: "server.crt", key: "server.key" } })),
+      /enrollment\.profiles\[0\]\.ca\.cert: server\.crt: CN=localhost is not a CA certificate/,
+    );
+    assert.match(
+      await problems(withEnrollment({ bootstrap: {} })),
+      /name at least one bootstrap: tokens or factory/,
+    );
+    assert.match(
+      await problems(withEnrollment({}, ["nope"])),
+      /enrollment\.listeners\[0\]: unknown listener "nope"/,
+    );
+    const handshakeOnly = withEnrollment();
+    for (const l of handshakeOnly.listeners) l.clientAuth = "handshake";
+    if (handshakeOnly.routes[1]) handshakeOnly.routes[1].publicBehindHandshake = true;
+    assert.match(
+      await problems(handshakeOnly),
+      /bootstrap\.tokens: every listener serving enrollment has `clientAuth: handshake`/,
+    );
+    const namedStores = withEnrollment({ bootstrap: { factory: { trustStores: ["factory"] } } });
+    for (const l of namedStores.listeners) {
+      l.clientAuth = "handshake";
+      l.trustStores = ["devices"];
+    }
+    if (namedStores.routes[1]) namedStores.routes[1].publicBehindHandshake = true;
+    assert.match(
+      await problems(namedStores),
+      /listeners\[0\]\.trustStores: this listener serves enrollment in handshake mode but leaves out trust store "factory"/,
     );
   });
 

@@ -15,6 +15,7 @@ import {
   RouteTable,
 } from "../routing/route-table.ts";
 import { type CompileContext, Problems, readText, uniqueNames } from "./compile-context.ts";
+import { compileEnrollment, enrollmentStores } from "./compile-enrollment.ts";
 import { compileRevocation, compileServerCertificate, storeUrl } from "./compile-parts.ts";
 import type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
 import { ConfigError, type FieldPath } from "./errors.ts";
@@ -149,6 +150,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     routeSpecs.push({ route: compiled, hosts, paths: route.paths, methods: route.methods });
   });
 
+  const enrollment = compileEnrollment(config, ctx, storeRef, problems);
   const listeners: CompiledListener[] = [];
   const bound: { name: string; host: string; port: number }[] = [];
   config.listeners.forEach((spec, i) => {
@@ -161,11 +163,22 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     const certificates = spec.certificates
       .map((c, j) => compileServerCertificate(ctx, c, [...at, "certificates", j], problems))
       .filter((c): c is ServerCertificate => c !== undefined);
+    const servesEnrollment = enrollment?.listeners.has(spec.name) ?? false;
+    const forEnrollment = servesEnrollment ? enrollmentStores(enrollment) : [];
     const stores = spec.trustStores
       ? spec.trustStores
           .map((name, j) => storeRef(name, [...at, "trustStores", j]))
           .filter((s): s is TrustStore => s !== undefined)
-      : referencedStores;
+      : [...referencedStores, ...forEnrollment.filter((s) => !referencedStores.includes(s))];
+    if (spec.trustStores && spec.clientAuth === "handshake") {
+      for (const missing of forEnrollment.filter((s) => !stores.includes(s))) {
+        problems.add(
+          [...at, "trustStores"],
+          `this listener serves enrollment in handshake mode but leaves out trust store "${missing.name}": ` +
+            "certificates of that store would fail the handshake before they reach /.well-known/est/",
+        );
+      }
+    }
     if (spec.clientAuth !== "off" && stores.length === 0 && !spec.trustStores) {
       problems.add(
         [...at, "clientAuth"],
@@ -258,6 +271,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       preserveHost: s.preserveHost,
     })),
     routes,
+    enrollment,
     identityHeaders: config.identityHeaders,
     stripHeaders: stripList(config.stripHeaders),
     admin,

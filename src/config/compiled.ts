@@ -9,6 +9,7 @@ import type { HeaderPatterns } from "../proxy/request-headers.ts";
 import type { TrustedProxies } from "../proxy/trusted-proxies.ts";
 import type { UpstreamOptions } from "../proxy/upstream.ts";
 import type { RouteTable } from "../routing/route-table.ts";
+import type { CompiledEnrollment } from "./compile-enrollment.ts";
 import type { ClientAuthMode, Config, ListenerConfig } from "./schema.ts";
 
 export interface ServerCertificate {
@@ -50,6 +51,8 @@ export interface CompiledConfig {
   readonly chainLimits: ChainLimits;
   readonly services: readonly UpstreamOptions[];
   readonly routes: RouteTable;
+  /** EST enrollment (`/.well-known/est/`); undefined when off. */
+  readonly enrollment: CompiledEnrollment | undefined;
   readonly identityHeaders: IdentityHeaderOptions;
   /** Client headers never forwarded: the built-in list plus the config's stripHeaders. */
   readonly stripHeaders: HeaderPatterns;

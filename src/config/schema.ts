@@ -11,21 +11,21 @@ import { DEFAULT_CHAIN_LIMITS } from "../identity/limits.ts";
 import { HEADER_PATTERN } from "../proxy/request-headers.ts";
 import { parseCidr } from "../proxy/trusted-proxies.ts";
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** A duration: milliseconds as a number, or a string such as "500ms", "10s", "2m", "1h". */
+/** A duration: milliseconds as a number, or a string such as "500ms", "10s", "2m", "1h", "90d". */
 export const duration = z.union(
   [
     z.number().int().nonnegative(),
     z
       .string()
-      .regex(/^\d+(ms|s|m|h)$/)
+      .regex(/^\d+(ms|s|m|h|d)$/)
       .transform((text) => {
-        const [, value, unit] = /^(\d+)(ms|s|m|h)$/.exec(text) ?? [];
+        const [, value, unit] = /^(\d+)(ms|s|m|h|d)$/.exec(text) ?? [];
         return Number(value) * (UNITS[unit ?? "ms"] ?? 1);
       }),
   ],
-  { error: 'expected a duration: milliseconds, or a string such as "500ms", "10s", "2m" or "1h"' },
+  { error: 'expected a duration: milliseconds, or a string such as "500ms", "10s", "2m", "1h" or "90d"' },
 );
 
 const name = z
@@ -344,6 +344,70 @@ const store = z.strictObject({
   lastSeenInterval: duration.default(10_000),
 });
 
+const DAY_MS = 86_400_000;
+
+/** One enrollment profile: a CA label of the EST endpoints, its issuing CA and what it issues to whom. */
+const enrollmentProfile = z.strictObject({
+  /** The CA label: `/.well-known/est/<name>/…`; the first profile also answers at `/.well-known/est/…`. */
+  name,
+  /** The issuing CA: its certificate, its key file, and the certificates above it (for cacerts). */
+  ca: z.strictObject({ cert: file, key: file, chain: z.array(file).default([]) }),
+  /**
+   * The trust store that accepts the certificates this profile issues (it must hold the CA): renewals are
+   * authenticated against it, and CSR keys are checked with its key policy.
+   */
+  trustStore: name,
+  /** Key types a CSR may carry (sizes and curves come from the trust store's key policy). */
+  keyTypes: z
+    .array(z.enum(["ec", "rsa", "ed25519"]))
+    .min(1)
+    .default(["ec", "rsa", "ed25519"]),
+  /** Validity of an issued certificate (never beyond the CA's own notAfter). */
+  validity: duration.refine((ms) => ms >= 60_000, "validity is at least 1m").default(90 * DAY_MS),
+  /** How a device without an operational certificate proves who it is; at least one. */
+  bootstrap: z
+    .strictObject({
+      /** One-time tokens issued per device through the admin API (`ttl`: default lifetime, `maxTtl`: most). */
+      tokens: z
+        .strictObject({ ttl: duration.default(DAY_MS), maxTtl: duration.default(30 * DAY_MS) })
+        .optional(),
+      /** Factory certificates chaining to these trust stores authenticate the device named in them. */
+      factory: z.strictObject({ trustStores: z.array(name).min(1) }).optional(),
+    })
+    .refine((b) => b.tokens !== undefined || b.factory !== undefined, {
+      message: "name at least one bootstrap: tokens or factory",
+    }),
+  /**
+   * auto: a device the registry does not know is created active at its first enrollment. manual: a device
+   * bootstrapped by factory certificate that the registry does not know is created pending, and is answered
+   * 202 with Retry-After until an operator activates it (a token is itself an operator's approval).
+   */
+  approval: z.enum(["auto", "manual"]).default("auto"),
+  /** Retry-After of a pending answer. */
+  retryAfter: duration.refine((ms) => ms >= 1000, "retryAfter is at least 1s").default(60_000),
+  /** Groups of a device that enrollment creates. */
+  groups: z.array(z.string().min(1)).default([]),
+  /** After a renewal, the previous certificate stays bound this long (or until it expires, if sooner). */
+  overlap: duration.default(DAY_MS),
+  /** The profile's CRL, rewritten on every revocation of a certificate it issued (list it in a trust store's CRL files). */
+  crlFile: file.optional(),
+  /** nextUpdate of that CRL; it is also rewritten before it runs out. */
+  crlValidity: duration.refine((ms) => ms >= 60_000, "crlValidity is at least 1m").default(7 * DAY_MS),
+  /** Enrollment requests per device and interval, counted on each node once the device is authenticated. */
+  rateLimit: z
+    .strictObject({
+      requests: z.number().int().min(1).max(1_000_000).default(10),
+      interval: duration.refine((ms) => ms >= 1000, "interval is at least 1s").default(3_600_000),
+    })
+    .default({ requests: 10, interval: 3_600_000 }),
+});
+
+const enrollment = z.strictObject({
+  /** Listeners serving `/.well-known/est/`; absent means every listener. */
+  listeners: z.array(name).min(1).optional(),
+  profiles: z.array(enrollmentProfile).min(1),
+});
+
 const denialSampling = z.strictObject({
   interval: duration.refine((ms) => ms >= 1, "expected at least 1ms").default(10_000),
   perInterval: z.number().int().min(0).max(1_000_000).default(5),
@@ -387,6 +451,8 @@ export const configSchema = z.strictObject({
     )
     .default([]),
   admin: admin.optional(),
+  /** Device enrollment and renewal over EST (RFC 7030); absent means off. */
+  enrollment: enrollment.optional(),
   store: store.default(store.parse({})),
   log: z
     .strictObject({
@@ -418,4 +484,5 @@ export type CertificateMatchConfig = z.output<typeof certificateMatch>;
 export type MatcherConfig = z.output<typeof matcher>;
 export type RevocationConfig = z.output<typeof revocation>;
 export type StoreConfig = z.output<typeof store>;
+export type EnrollmentProfileConfig = z.output<typeof enrollmentProfile>;
 export type ChainLimitsConfig = z.output<typeof chainLimits>;

@@ -13,7 +13,8 @@ export type DenialEvent =
   | "request denied"
   | "request would be denied (report-only)"
   | "connection refused"
-  | "handshake failed";
+  | "handshake failed"
+  | "enrollment refused";
 
 /**
  * The sampling source of a client known by its address only: the address, or for IPv6 its /64 (one

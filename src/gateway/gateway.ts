@@ -7,7 +7,11 @@ import { AdminServer, type ReadinessCheck, type ReloadStatus } from "../admin/se
 import type { CompiledConfig } from "../config/compile.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
+import { BindingRetirer } from "../enrollment/binding-retirer.ts";
+import { CrlPublisher, writeMissingCrls } from "../enrollment/crl-publisher.ts";
+import { EstService } from "../enrollment/est-service.ts";
 import { Upstream } from "../proxy/upstream.ts";
+import type { RegistryStore } from "../registry/enrollment-types.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
 import { RevocationConfigError } from "../revocation/errors.ts";
 import { RevocationService } from "../revocation/revocation-service.ts";
@@ -43,17 +47,30 @@ const UPSTREAM_RETIRE_MS = 30_000;
 /** How often CRL files are checked for a change: a revocation published as a file applies within it. */
 const CRL_POLL_MS = 1_000;
 
-/** What outlives a reload: the log, the decision log, the metrics and the device registry. */
+/** What outlives a reload: the log, the decision log, the metrics and the device registry with its store. */
 interface Observability {
   readonly logger: Logger;
   readonly denials: DenialLog;
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
   readonly registry: DeviceRegistry | undefined;
+  readonly store: RegistryStore | undefined;
+  readonly retirer: BindingRetirer | undefined;
 }
 
 interface Runtime extends RequestHandlerDeps {
   readonly revocation: RevocationService | undefined;
+}
+
+/**
+ * The EST server of a config, its CA keys loaded; CRL files it keeps are created empty when missing, so that
+ * trust stores listing them can load (the CRL publisher writes the real list once the store is open).
+ */
+async function openEnrollment(config: CompiledConfig): Promise<EstService | undefined> {
+  if (!config.enrollment) return undefined;
+  const est = await EstService.create(config.enrollment);
+  await writeMissingCrls(est, new Date());
+  return est;
 }
 
 /** The revocation data of a config; throws (RevocationConfigError) when a CRL file is broken: fail closed. */
@@ -70,9 +87,10 @@ async function openRevocation(
 async function buildRuntime(
   config: CompiledConfig,
   o: Observability,
-  opened?: RevocationService | undefined,
+  opened?: { revocation: RevocationService | undefined; est: EstService | undefined },
 ): Promise<Runtime> {
-  const revocation = opened ?? (await openRevocation(config, o.logger));
+  const est = opened ? opened.est : await openEnrollment(config);
+  const revocation = opened ? opened.revocation : await openRevocation(config, o.logger);
   const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
   const authenticator = new Authenticator(config.trustStores, {
     revocation,
@@ -80,6 +98,7 @@ async function buildRuntime(
     logger: o.logger,
     metrics: o.metrics,
   });
+  const { store, retirer } = o;
   return {
     logger: o.logger,
     denials: o.denials,
@@ -90,6 +109,22 @@ async function buildRuntime(
     upstreams,
     authenticator,
     revocation,
+    est:
+      est && store
+        ? {
+            service: est,
+            deps: {
+              authenticator,
+              registry: o.registry,
+              store,
+              decisions: o.decisions,
+              metrics: o.metrics,
+              denials: o.denials,
+              logger: o.logger,
+              retiring: (at) => retirer?.retiring(at),
+            },
+          }
+        : undefined,
   };
 }
 
@@ -133,6 +168,9 @@ export class Gateway implements Observability {
   readonly decisions: DecisionLog;
   readonly metrics: GatewayMetrics;
   #registry: DeviceRegistry | undefined;
+  #store: RegistryStore | undefined;
+  #retirer: BindingRetirer | undefined;
+  #crls: CrlPublisher | undefined;
   #runtime!: Runtime;
   readonly #listeners: ListenerServer[] = [];
   readonly #startedAt = Date.now();
@@ -163,14 +201,25 @@ export class Gateway implements Observability {
     return this.#registry;
   }
 
+  get store(): RegistryStore | undefined {
+    return this.#store;
+  }
+
+  get retirer(): BindingRetirer | undefined {
+    return this.#retirer;
+  }
+
   static async start(config: CompiledConfig, logger: Logger): Promise<Gateway> {
     const gateway = new Gateway(config, logger);
     let revocation: RevocationService | undefined;
     try {
-      // CRL files first: a broken one stops start-up before the device store (an SQLite file) is created.
+      // CA keys and CRL files first: a broken one stops start-up before the device store (an SQLite file) is
+      // created.
+      const est = await openEnrollment(config);
       revocation = await openRevocation(config, logger);
       await gateway.#openRegistry(config);
-      gateway.#runtime = await buildRuntime(config, gateway, revocation);
+      gateway.#runtime = await buildRuntime(config, gateway, { revocation, est });
+      await gateway.#crls?.use(est);
       await gateway.#start();
     } catch (err) {
       // Not yet part of a runtime (which stop() closes): closed here.
@@ -193,6 +242,10 @@ export class Gateway implements Observability {
       await store.close().catch(() => {});
       throw err;
     }
+    this.#store = store;
+    this.#retirer = new BindingRetirer(store, this.logger);
+    this.#retirer.start();
+    this.#crls = new CrlPublisher(store, this.logger);
     this.#registry = new DeviceRegistry(store, {
       cacheMaxEntries: config.store.cacheMaxEntries,
       cacheTtlMs: config.store.cacheTtl,
@@ -258,7 +311,9 @@ export class Gateway implements Observability {
         status: () => this.status(),
         readiness: () => this.readiness(),
         publicHealth: config.admin.publicHealth,
-        store: this.#requireRegistry().store,
+        store: this.#requireStore(),
+        enrollmentStore: this.#requireStore(),
+        enrollment: () => this.config.enrollment,
         decisions: this.decisions,
         metrics: this.metrics,
         logger,
@@ -276,9 +331,9 @@ export class Gateway implements Observability {
     if (this.#adminPort !== undefined) logger.info({ admin: true, port: this.#adminPort }, "admin listening");
   }
 
-  #requireRegistry(): DeviceRegistry {
-    if (!this.#registry) throw new Error("the device registry is not open");
-    return this.#registry;
+  #requireStore(): RegistryStore {
+    if (!this.#store) throw new Error("the device registry is not open");
+    return this.#store;
   }
 
   /** Reloads when the config file or any file it references changes (certificates, keys, CA and CRL files). */
@@ -322,6 +377,7 @@ export class Gateway implements Observability {
       return false;
     }
     this.#runtime = next;
+    void this.#crls?.use(next.est?.service);
     this.logger.level = next.config.logLevel;
     this.denials.configure(next.config.denialSampling);
     for (const commit of commits) commit();
@@ -389,6 +445,8 @@ export class Gateway implements Observability {
     await this.#admin?.close();
     this.#unlink?.();
     if (this.#runtime) await retire(this.#runtime, 0);
+    await this.#retirer?.close();
+    await this.#crls?.close();
     await this.#registry?.close();
   }
 }

@@ -49,6 +49,8 @@ export class GatewayMetrics {
   readonly connectionLimitHits: Counter<"listener" | "limit" | "action">;
   readonly logLinesSuppressed: Counter<"event">;
   readonly configReloads: Counter<"result">;
+  readonly enrollments: Counter<"profile" | "operation" | "outcome" | "reason">;
+  readonly certificatesIssued: Counter<"profile">;
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -114,6 +116,18 @@ export class GatewayMetrics {
       labelNames: ["result"],
       registers,
     });
+    this.enrollments = new Counter({
+      name: "portcullis_enrollments_total",
+      help: "EST requests by profile, operation (enroll, reenroll), outcome (issued, pending, refused) and reason.",
+      labelNames: ["profile", "operation", "outcome", "reason"],
+      registers,
+    });
+    this.certificatesIssued = new Counter({
+      name: "portcullis_certificates_issued_total",
+      help: "Certificates issued through enrollment, by profile.",
+      labelNames: ["profile"],
+      registers,
+    });
     this.registryLookups = new Counter({
       name: "portcullis_registry_lookups_total",
       help: "Device registry lookups on the request path: hit, miss or error.",
@@ -134,6 +148,17 @@ export class GatewayMetrics {
       route: r.route ?? NO_ROUTE,
       enforced: r.enforced ? "true" : "false",
     });
+  }
+
+  /** Counts one enrollment request's outcome; `reason` is a reason code (refusals and pending) or undefined. */
+  recordEnrollment(
+    profile: string,
+    operation: "enroll" | "reenroll",
+    outcome: "issued" | "pending" | "refused",
+    reason: string | undefined,
+  ): void {
+    this.enrollments.inc({ profile, operation, outcome, reason: reasonLabel(reason) });
+    if (outcome === "issued") this.certificatesIssued.inc({ profile });
   }
 
   /** Observes one finished request; `route` undefined when no route matched. */

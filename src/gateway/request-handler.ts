@@ -1,6 +1,8 @@
 // The request path: SNI/Host binding (421) → path normalisation → route → auth policy (401/403) →
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
+import { EST_PREFIX } from "../enrollment/est-http.ts";
+import type { EstDeps, EstService } from "../enrollment/est-service.ts";
 import type { ReasonCode } from "../identity/reasons.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
 import { identityHeadersFor } from "../proxy/identity-headers.ts";
@@ -22,6 +24,8 @@ const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 export interface RequestHandlerDeps extends AuthorizeDeps {
   readonly config: CompiledConfig;
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** The EST server, when the config enrolls devices. */
+  readonly est: { readonly service: EstService; readonly deps: EstDeps } | undefined;
 }
 
 /**
@@ -156,6 +160,10 @@ export function handleRequest(
     sendDiagnostics(deps, req, res, { listener, state, host, target, startedAt });
     return;
   }
+  if (deps.est && target.path.startsWith(EST_PREFIX) && deps.est.service.serves(listener.name)) {
+    serveEst(deps.est, { ...early, state }, host, target.path);
+    return;
+  }
   const method = req.method ?? "GET";
   const match = deps.config.routes.find(host, method, target.path);
   if (!match) {
@@ -240,6 +248,42 @@ export function handleRequest(
   } else {
     proceed(verdict);
   }
+}
+
+/** `/.well-known/est/…` on a listener that serves enrollment: answered by the EST server, never proxied. */
+function serveEst(
+  est: NonNullable<RequestHandlerDeps["est"]>,
+  a: EarlyAnswer & { readonly state: ConnectionState },
+  host: string,
+  path: string,
+): void {
+  const { deps, req, res, listener, state, startedAt } = a;
+  const ctx = { listener, state, host, path, bodyTimeoutMs: listener.limits.headersTimeout, startedAt };
+  est.service.handle(est.deps, req, res, ctx).then(
+    (outcome) => {
+      deps.metrics.observeRequest(outcome.route, res.statusCode, (performance.now() - startedAt) / 1000);
+      if (!deps.config.accessLog) return;
+      logAccess(deps.logger, {
+        listener: listener.name,
+        state,
+        peerPort: socketOf(req)?.remotePort,
+        host,
+        method: req.method,
+        path,
+        route: outcome.route,
+        status: res.statusCode,
+        reason: outcome.reason,
+        deviceId: outcome.deviceId,
+        bytes: outcome.bytes,
+        startedAt,
+        requestNumber: a.requestNumber,
+      });
+    },
+    (err: unknown) => {
+      deps.logger.error({ err }, "enrollment failure");
+      sendJson(res, 500, { message: "An unexpected error occurred" }, startedAt);
+    },
+  );
 }
 
 interface ProxyTarget {

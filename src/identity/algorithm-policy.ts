@@ -10,7 +10,7 @@
 //               unknown key types are refused: a verifier should accept only what it has reviewed.
 // The key policy of an issuer is checked before its key verifies anything, so that a key built to be
 // expensive is refused for the price of reading it.
-import { describeKey } from "./algorithms.ts";
+import { describeKey, type PublicKeyInfo } from "./algorithms.ts";
 import type { Certificate } from "./certificate.ts";
 import { certificateLabel } from "./describe.ts";
 import type { PathFailure } from "./path-building.ts";
@@ -63,36 +63,42 @@ export function checkSignatureAlgorithm(cert: Certificate): PathFailure | undefi
   };
 }
 
-/** `cert`'s own public key against the trust store's key policy. */
-export function checkPublicKey(cert: Certificate, store: TrustStore): PathFailure | undefined {
-  const key = cert.publicKey;
-  const fail = (why: string): PathFailure => ({
-    reason: "weak_algorithm",
-    detail: `certificate ${certificateLabel(cert)} has a ${describeKey(key)} key: ${why} (trust store "${store.name}")`,
-  });
+/** The key policy fields of a trust store; EST enrollment judges requested keys with the same rules. */
+export type KeyPolicy = Pick<TrustStore, "minRsaBits" | "maxRsaBits" | "rsaPublicExponents" | "curves">;
+
+/** Why `key` is refused by `policy` (e.g. "RSA keys of fewer than 2048 bits are not accepted"), or undefined. */
+export function keyPolicyProblem(key: PublicKeyInfo, policy: KeyPolicy): string | undefined {
   switch (key.type) {
     case "rsa": {
       const bits = key.bits ?? 0;
-      if (bits < store.minRsaBits)
-        return fail(`RSA keys of fewer than ${store.minRsaBits} bits are not accepted`);
-      if (bits > store.maxRsaBits)
-        return fail(`RSA keys of more than ${store.maxRsaBits} bits are not accepted`);
+      if (bits < policy.minRsaBits)
+        return `RSA keys of fewer than ${policy.minRsaBits} bits are not accepted`;
+      if (bits > policy.maxRsaBits) return `RSA keys of more than ${policy.maxRsaBits} bits are not accepted`;
       const e = key.exponent ?? 0n;
-      if (!store.rsaPublicExponents.some((allowed) => BigInt(allowed) === e)) {
+      if (!policy.rsaPublicExponents.some((allowed) => BigInt(allowed) === e)) {
         const shown = e < 1n << 64n ? String(e) : `a ${e.toString(2).length}-bit number`;
-        return fail(
-          `its public exponent ${shown} is not one of ${store.rsaPublicExponents.join(", ")} (rsaPublicExponents)`,
-        );
+        return `its public exponent ${shown} is not one of ${policy.rsaPublicExponents.join(", ")} (rsaPublicExponents)`;
       }
       return undefined;
     }
     case "ec":
-      return key.curve !== undefined && store.curves.includes(key.curve)
+      return key.curve !== undefined && policy.curves.includes(key.curve)
         ? undefined
-        : fail(`only the curves ${store.curves.join(", ")} are accepted`);
+        : `only the curves ${policy.curves.join(", ")} are accepted`;
     case "ed25519":
       return undefined;
     default:
-      return fail("the key type is not accepted");
+      return "the key type is not accepted";
   }
+}
+
+/** `cert`'s own public key against the trust store's key policy. */
+export function checkPublicKey(cert: Certificate, store: TrustStore): PathFailure | undefined {
+  const key = cert.publicKey;
+  const why = keyPolicyProblem(key, store);
+  if (why === undefined) return undefined;
+  return {
+    reason: "weak_algorithm",
+    detail: `certificate ${certificateLabel(cert)} has a ${describeKey(key)} key: ${why} (trust store "${store.name}")`,
+  };
 }

@@ -24,6 +24,17 @@ export const REASONS = {
   group_not_allowed: { status: 403, message: "You cannot consume this service" },
   registry_unavailable: { status: 503, message: "The device registry is unavailable" },
   sni_host_mismatch: { status: 421, message: "Misdirected Request" },
+  // Enrollment (EST, RFC 7030): answered as text/plain `<reason>: <detail>`, as EST clients expect.
+  no_credentials: { status: 401, message: "No enrollment credentials were sent" },
+  token_invalid: { status: 401, message: "The enrollment token was not accepted" },
+  token_spent: { status: 401, message: "The enrollment token was not accepted" },
+  token_expired: { status: 401, message: "The enrollment token was not accepted" },
+  csr_invalid: { status: 400, message: "The certification request is invalid" },
+  proof_of_possession_failed: { status: 400, message: "The certification request is invalid" },
+  csr_not_allowed: { status: 403, message: "The certification request is not allowed" },
+  key_not_allowed: { status: 403, message: "The certification request is not allowed" },
+  subject_changed: { status: 403, message: "The certification request is not allowed" },
+  enrollment_rate_limited: { status: 429, message: "Too many enrollment requests" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -11,6 +11,7 @@ interface Migration {
 
 const STATUS_CHECK = "status IN ('active', 'suspended', 'revoked', 'pending')";
 const KIND_CHECK = "kind IN ('fingerprint', 'spki', 'cn', 'uri', 'dns')";
+const OPERATION_CHECK = "operation IN ('enroll', 'reenroll')";
 
 /** Append only: an applied migration is never edited, a change is a new version. */
 export const MIGRATIONS: readonly Migration[] = [
@@ -81,6 +82,75 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX bindings_device ON bindings (device_id)",
     ],
   },
+  {
+    version: 2,
+    name: "enrollment: tokens, issued certificates, binding retirement",
+    sqlite: [
+      // When a superseded certificate's binding stops working (epoch ms); NULL: bound until changed.
+      "ALTER TABLE bindings ADD COLUMN retire_at INTEGER",
+      "CREATE INDEX bindings_retire ON bindings (retire_at) WHERE retire_at IS NOT NULL",
+      // device_id is no foreign key: a token may be issued for a device that does not exist yet.
+      `CREATE TABLE enrollment_tokens (
+        id TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        revoked_at INTEGER
+      ) STRICT`,
+      "CREATE INDEX enrollment_tokens_device ON enrollment_tokens (device_id, id)",
+      // device_id is no foreign key: the record of an issued certificate outlives a deleted device.
+      `CREATE TABLE issued_certificates (
+        serial TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        fingerprint TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        not_before INTEGER NOT NULL,
+        not_after INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL,
+        operation TEXT NOT NULL CHECK (${OPERATION_CHECK}),
+        pem TEXT NOT NULL,
+        revoked_at INTEGER,
+        revocation_reason TEXT
+      ) STRICT`,
+      "CREATE INDEX issued_certificates_device ON issued_certificates (device_id, serial)",
+      "CREATE INDEX issued_certificates_profile ON issued_certificates (profile, revoked_at)",
+    ],
+    postgres: [
+      "ALTER TABLE bindings ADD COLUMN retire_at timestamptz",
+      "CREATE INDEX bindings_retire ON bindings (retire_at) WHERE retire_at IS NOT NULL",
+      `CREATE TABLE enrollment_tokens (
+        id text COLLATE "C" PRIMARY KEY,
+        secret_hash text NOT NULL,
+        device_id text COLLATE "C" NOT NULL,
+        profile text COLLATE "C" NOT NULL,
+        created_at timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        used_at timestamptz,
+        revoked_at timestamptz
+      )`,
+      "CREATE INDEX enrollment_tokens_device ON enrollment_tokens (device_id, id)",
+      `CREATE TABLE issued_certificates (
+        serial text COLLATE "C" PRIMARY KEY,
+        device_id text COLLATE "C" NOT NULL,
+        profile text COLLATE "C" NOT NULL,
+        fingerprint text NOT NULL UNIQUE,
+        subject text NOT NULL,
+        not_before timestamptz NOT NULL,
+        not_after timestamptz NOT NULL,
+        issued_at timestamptz NOT NULL,
+        operation text NOT NULL CHECK (${OPERATION_CHECK}),
+        pem text NOT NULL,
+        revoked_at timestamptz,
+        revocation_reason text
+      )`,
+      "CREATE INDEX issued_certificates_device ON issued_certificates (device_id, serial)",
+      "CREATE INDEX issued_certificates_profile ON issued_certificates (profile, revoked_at)",
+    ],
+  },
 ];
 
 const LATEST = Math.max(...MIGRATIONS.map((m) => m.version));
@@ -91,8 +161,11 @@ function tooNew(version: number): Error {
   );
 }
 
-/** Applies pending migrations; returns the versions applied now (empty when up to date). */
-export function migrateSqlite(db: DatabaseSync): number[] {
+/**
+ * Applies pending migrations up to `target` (the latest unless a test stops earlier); returns the versions
+ * applied now (empty when up to date).
+ */
+export function migrateSqlite(db: DatabaseSync, target = LATEST): number[] {
   // IMMEDIATE takes the write lock first, so two processes starting together cannot both migrate.
   db.exec("BEGIN IMMEDIATE");
   try {
@@ -104,7 +177,7 @@ export function migrateSqlite(db: DatabaseSync): number[] {
     const applied: number[] = [];
     const record = db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)");
     for (const migration of MIGRATIONS) {
-      if (done.has(migration.version)) continue;
+      if (done.has(migration.version) || migration.version > target) continue;
       for (const statement of migration.sqlite) db.exec(statement);
       record.run(migration.version, migration.name, Date.now());
       applied.push(migration.version);
@@ -121,8 +194,15 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** Applies pending migrations in `schema` (created when missing); returns the versions applied now. */
-export async function migratePostgres(client: ClientBase, schema: string): Promise<number[]> {
+/**
+ * Applies pending migrations up to `target` (the latest unless a test stops earlier) in `schema` (created
+ * when missing); returns the versions applied now.
+ */
+export async function migratePostgres(
+  client: ClientBase,
+  schema: string,
+  target = LATEST,
+): Promise<number[]> {
   await client.query("BEGIN");
   try {
     // Serialises nodes that start together; released at COMMIT/ROLLBACK.
@@ -136,7 +216,7 @@ export async function migratePostgres(client: ClientBase, schema: string): Promi
     for (const v of done) if (v > LATEST) throw tooNew(v);
     const applied: number[] = [];
     for (const migration of MIGRATIONS) {
-      if (done.has(migration.version)) continue;
+      if (done.has(migration.version) || migration.version > target) continue;
       for (const statement of migration.postgres) await client.query(statement);
       await client.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
         migration.version,

@@ -1,9 +1,9 @@
-// Picks the DeviceStore for a store URL: `sqlite:PATH` (relative to baseDir) or `postgres://…[?schema=NAME]`.
+// Picks the registry store for a store URL: `sqlite:PATH` (relative to baseDir) or `postgres://…[?schema=NAME]`.
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { RegistryStore } from "./enrollment-types.ts";
 import { DEFAULT_SCHEMA, PostgresDeviceStore, type PostgresStoreOptions } from "./postgres-store.ts";
 import { SqliteDeviceStore, type SqliteStoreOptions } from "./sqlite-store.ts";
-import type { DeviceStore } from "./types.ts";
 
 export interface OpenStoreOptions {
   /** Directory a relative SQLite path is resolved against (the config file's directory). */
@@ -16,7 +16,7 @@ export interface OpenStoreOptions {
  * A new, not yet migrated store; call migrate() once at start. For PostgreSQL the schema comes from a
  * `schema` query parameter (default "portcullis"), removed before the URL reaches pg.
  */
-export function openDeviceStore(url: string, options: OpenStoreOptions = {}): DeviceStore {
+export function openDeviceStore(url: string, options: OpenStoreOptions = {}): RegistryStore {
   if (url.startsWith("sqlite:")) {
     const path = resolve(options.baseDir ?? process.cwd(), url.slice("sqlite:".length));
     mkdirSync(dirname(path), { recursive: true });

@@ -1,13 +1,16 @@
 // PostgresDeviceStore: the shared contract on a fresh schema, plus NOTIFY scoping and LISTEN reconnection.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import pg from "pg";
+import { type EnrollmentHarness, registerEnrollmentContract } from "./enrollment-contract.ts";
+import { migratePostgres } from "./migrations.ts";
 import { PostgresDeviceStore } from "./postgres-store.ts";
-import { registerStoreContract, type StoreHarness } from "./store-contract.ts";
+import { registerStoreContract } from "./store-contract.ts";
 import { eventually } from "./testing/eventually.ts";
 import { dropSchema, freshSchema, PG_URL, pgQuery } from "./testing/pg.ts";
 import { type DeviceChange, StoreUnavailableError } from "./types.ts";
 
-function pgHarness(): StoreHarness {
+function pgHarness(): EnrollmentHarness {
   const schema = freshSchema();
   return {
     open: () => new PostgresDeviceStore({ url: PG_URL, schema, poolSize: 4 }),
@@ -17,11 +20,29 @@ function pgHarness(): StoreHarness {
       );
       return rows.map((r) => r.version);
     },
+    async seedAtVersion(version, device) {
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      try {
+        await migratePostgres(client, schema, version);
+        await client.query(
+          `INSERT INTO ${schema}.devices (id, status, created_at, updated_at) VALUES ($1, 'active', now(), now())`,
+          [device.id],
+        );
+        await client.query(
+          `INSERT INTO ${schema}.bindings (device_id, kind, value, pos) VALUES ($1, 'cn', $2, 0)`,
+          [device.id, device.cn],
+        );
+      } finally {
+        await client.end();
+      }
+    },
     cleanup: () => dropSchema(schema),
   };
 }
 
 registerStoreContract("postgres", async () => pgHarness());
+registerEnrollmentContract("postgres", async () => pgHarness());
 
 test("postgres: notifications of another schema on the shared channel are ignored", async () => {
   const a = pgHarness();

@@ -1,4 +1,4 @@
-// DeviceStore on PostgreSQL for several gateway nodes: every write commits with a NOTIFY that reaches every node.
+// DeviceStore and EnrollmentStore on PostgreSQL for several nodes: every write commits with a NOTIFY to every node.
 //
 // Writes run in one transaction each, with `pg_notify('portcullis_devices', …)` inside it, so a change
 // is announced if and only if it committed. Updates lock the row (SELECT … FOR UPDATE) before checking
@@ -8,8 +8,29 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { ChangeHub, RESYNC } from "./change-hub.ts";
+import type { Written } from "./enrollment-plan.ts";
+import type {
+  EnrollmentToken,
+  EnrollmentTokenPage,
+  EnrollmentTokenQuery,
+  Issuance,
+  IssuedCertificate,
+  IssuedCertificatePage,
+  IssuedCertificateQuery,
+  NewEnrollmentToken,
+  RegistryStore,
+} from "./enrollment-types.ts";
+import {
+  normalizeCertificateQuery,
+  normalizeIssuance,
+  normalizeNewToken,
+  normalizeTokenQuery,
+  validateDate,
+  validateReason,
+} from "./enrollment-validate.ts";
 import { normalizeBatchInSlices } from "./import-batch.ts";
 import { migratePostgres } from "./migrations.ts";
+import { PgEnrollment } from "./postgres-enrollment.ts";
 import { isRetryable, isUnavailable } from "./postgres-errors.ts";
 import { PgChangeListener } from "./postgres-listener.ts";
 import { ANY_BINDING_SQL, DEVICE_COLUMNS, type DeviceRow, encodeChange, toDevice } from "./postgres-rows.ts";
@@ -21,7 +42,6 @@ import {
   type DevicePage,
   type DevicePatch,
   type DeviceQuery,
-  type DeviceStore,
   type ImportOptions,
   type NewDevice,
   type StoreHealth,
@@ -47,12 +67,13 @@ export interface PostgresStoreOptions {
 
 export const DEFAULT_SCHEMA = "portcullis";
 
-export class PostgresDeviceStore implements DeviceStore {
+export class PostgresDeviceStore implements RegistryStore {
   readonly #schema: string;
   readonly #pool: pg.Pool;
   readonly #hub = new ChangeHub();
   readonly #listener: PgChangeListener;
   readonly #writes: PgWrites;
+  readonly #enrollment: PgEnrollment;
   /** Tags this instance's NOTIFYs, so that they are not emitted twice here. */
   readonly #origin = randomUUID();
   #queryError: unknown;
@@ -94,6 +115,12 @@ export class PostgresDeviceStore implements DeviceStore {
       },
     );
     this.#writes = new PgWrites((body) => this.#tx(body), schema, this.#origin);
+    this.#enrollment = new PgEnrollment(
+      (body) => this.#tx(body),
+      (sql, params) => this.#query(sql, params),
+      schema,
+      this.#origin,
+    );
   }
 
   get schema(): string {
@@ -199,6 +226,48 @@ export class PostgresDeviceStore implements DeviceStore {
     }
   }
 
+  async createEnrollmentToken(token: NewEnrollmentToken): Promise<EnrollmentToken> {
+    return this.#enrollment.createToken(normalizeNewToken(token));
+  }
+
+  async findEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | undefined> {
+    return this.#enrollment.findToken(id);
+  }
+
+  async listEnrollmentTokens(query: EnrollmentTokenQuery): Promise<EnrollmentTokenPage> {
+    return this.#enrollment.listTokens(normalizeTokenQuery(query));
+  }
+
+  async revokeEnrollmentToken(id: string, now: Date): Promise<EnrollmentToken> {
+    return this.#enrollment.revokeToken(id, validateDate(now, "now"));
+  }
+
+  async recordIssuance(issuance: Issuance, now: Date): Promise<IssuedCertificate> {
+    const input = normalizeIssuance(issuance);
+    return this.#announce(await this.#enrollment.recordIssuance(input, validateDate(now, "now")));
+  }
+
+  async getIssuedCertificate(serial: string): Promise<IssuedCertificate | undefined> {
+    return this.#enrollment.getCertificate(serial);
+  }
+
+  async listIssuedCertificates(query: IssuedCertificateQuery): Promise<IssuedCertificatePage> {
+    return this.#enrollment.listCertificates(normalizeCertificateQuery(query));
+  }
+
+  async revokeIssuedCertificate(serial: string, reason: string, now: Date): Promise<IssuedCertificate> {
+    const why = validateReason(reason);
+    return this.#announce(await this.#enrollment.revokeCertificate(serial, why, validateDate(now, "now")));
+  }
+
+  async retireBindings(now: Date): Promise<number> {
+    return this.#announce(await this.#enrollment.retireDue(validateDate(now, "now")));
+  }
+
+  async nextBindingRetirement(): Promise<Date | undefined> {
+    return this.#enrollment.nextRetirement();
+  }
+
   onChange(listener: (change: DeviceChange) => void): () => void {
     return this.#hub.subscribe(listener);
   }
@@ -218,6 +287,12 @@ export class PostgresDeviceStore implements DeviceStore {
       encodeChange(this.#schema, this.#origin, RESYNC),
     ]);
     this.#hub.emit(RESYNC);
+  }
+
+  /** Emits the changes of a committed enrollment write here (other nodes hear its NOTIFY). */
+  #announce<T>({ result, changes }: Written<T>): T {
+    for (const change of changes) this.#hub.emit(change);
+    return result;
   }
 
   async #one(sql: string, params: unknown[], name?: string): Promise<Device | undefined> {

@@ -5,11 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { test } from "node:test";
+import { type EnrollmentHarness, registerEnrollmentContract } from "./enrollment-contract.ts";
+import { migrateSqlite } from "./migrations.ts";
+import { prepareDatabaseFile } from "./sqlite-file-mode.ts";
 import { SqliteDeviceStore } from "./sqlite-store.ts";
-import { registerStoreContract, type StoreHarness } from "./store-contract.ts";
+import { registerStoreContract } from "./store-contract.ts";
 import { type DeviceChange, StoreUnavailableError } from "./types.ts";
 
-function sqliteHarness(): StoreHarness {
+function sqliteHarness(): EnrollmentHarness {
   const dir = mkdtempSync(join(tmpdir(), "portcullis-registry-"));
   const file = join(dir, "registry.db");
   return {
@@ -24,6 +27,24 @@ function sqliteHarness(): StoreHarness {
         db.close();
       }
     },
+    async seedAtVersion(version, device) {
+      prepareDatabaseFile(file);
+      const db = new DatabaseSync(file);
+      try {
+        migrateSqlite(db, version);
+        db.prepare("INSERT INTO devices (id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)").run(
+          device.id,
+          Date.now(),
+          Date.now(),
+        );
+        db.prepare("INSERT INTO bindings (device_id, kind, value, pos) VALUES (?, 'cn', ?, 0)").run(
+          device.id,
+          device.cn,
+        );
+      } finally {
+        db.close();
+      }
+    },
     async cleanup() {
       rmSync(dir, { recursive: true, force: true });
     },
@@ -31,6 +52,7 @@ function sqliteHarness(): StoreHarness {
 }
 
 registerStoreContract("sqlite", async () => sqliteHarness());
+registerEnrollmentContract("sqlite", async () => sqliteHarness());
 
 test("sqlite: WAL with synchronous=FULL", async () => {
   const harness = sqliteHarness();

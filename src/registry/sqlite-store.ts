@@ -1,4 +1,4 @@
-// DeviceStore on Node's built-in node:sqlite (WAL, synchronous=FULL): the embedded default registry.
+// DeviceStore and EnrollmentStore on node:sqlite (WAL, synchronous=FULL): the embedded default registry.
 //
 // Durability: WAL with synchronous=FULL syncs the log at every commit, so a write that was acknowledged
 // survives kill -9 and power loss. Every write runs in BEGIN IMMEDIATE, which takes the file's write lock
@@ -17,9 +17,30 @@ import { DatabaseSync } from "node:sqlite";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Worker } from "node:worker_threads";
 import { ChangeHub, RESYNC } from "./change-hub.ts";
+import type { Written } from "./enrollment-plan.ts";
+import type {
+  EnrollmentToken,
+  EnrollmentTokenPage,
+  EnrollmentTokenQuery,
+  Issuance,
+  IssuedCertificate,
+  IssuedCertificatePage,
+  IssuedCertificateQuery,
+  NewEnrollmentToken,
+  RegistryStore,
+} from "./enrollment-types.ts";
+import {
+  normalizeCertificateQuery,
+  normalizeIssuance,
+  normalizeNewToken,
+  normalizeTokenQuery,
+  validateDate,
+  validateReason,
+} from "./enrollment-validate.ts";
 import { normalizeBatchInSlices, Slicer } from "./import-batch.ts";
 import { migrateSqlite } from "./migrations.ts";
 import { SqliteChangeFeed } from "./sqlite-change-feed.ts";
+import { SqliteEnrollment } from "./sqlite-enrollment.ts";
 import { prepareDatabaseFile } from "./sqlite-file-mode.ts";
 import {
   type FromImportWorker,
@@ -38,7 +59,6 @@ import {
   type DevicePage,
   type DevicePatch,
   type DeviceQuery,
-  type DeviceStore,
   type ImportOptions,
   ImportRejectedError,
   type NewDevice,
@@ -77,11 +97,12 @@ const IMPORT_WORKER_URL = new URL(
   import.meta.url,
 );
 
-export class SqliteDeviceStore implements DeviceStore {
+export class SqliteDeviceStore implements RegistryStore {
   readonly #db: DatabaseSync;
   readonly #hub = new ChangeHub();
   readonly #pollMs: number;
   readonly #tables: SqliteTables;
+  readonly #enrollment: SqliteEnrollment;
   /** Tags this store's rows of the change feed (its poller skips them). */
   readonly #origin = randomUUID();
   /** The end of the write queue: every write waits for the one before it. */
@@ -98,6 +119,7 @@ export class SqliteDeviceStore implements DeviceStore {
       this.#db = new DatabaseSync(path, { timeout: options.busyTimeoutMs ?? 5000 });
       this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
       this.#tables = new SqliteTables(this.#db);
+      this.#enrollment = new SqliteEnrollment(this.#tables);
     } catch (error) {
       throw new StoreUnavailableError(`cannot open SQLite registry ${path}: ${(error as Error).message}`, {
         cause: error,
@@ -324,6 +346,55 @@ export class SqliteDeviceStore implements DeviceStore {
     });
   }
 
+  async createEnrollmentToken(token: NewEnrollmentToken): Promise<EnrollmentToken> {
+    const input = normalizeNewToken(token);
+    return this.#write(() => this.#enrollment.createToken(input, Date.now()));
+  }
+
+  async findEnrollmentToken(id: string): Promise<{ token: EnrollmentToken; secretHash: string } | undefined> {
+    return this.#run(() => this.#enrollment.findToken(id));
+  }
+
+  async listEnrollmentTokens(query: EnrollmentTokenQuery): Promise<EnrollmentTokenPage> {
+    const q = normalizeTokenQuery(query);
+    return this.#run(() => this.#enrollment.listTokens(q));
+  }
+
+  async revokeEnrollmentToken(id: string, now: Date): Promise<EnrollmentToken> {
+    const at = validateDate(now, "now").getTime();
+    return this.#write(() => this.#enrollment.revokeToken(id, at));
+  }
+
+  async recordIssuance(issuance: Issuance, now: Date): Promise<IssuedCertificate> {
+    const input = normalizeIssuance(issuance);
+    const at = validateDate(now, "now");
+    return this.#writeAnnounced(() => this.#enrollment.recordIssuance(input, at));
+  }
+
+  async getIssuedCertificate(serial: string): Promise<IssuedCertificate | undefined> {
+    return this.#run(() => this.#enrollment.getCertificate(serial));
+  }
+
+  async listIssuedCertificates(query: IssuedCertificateQuery): Promise<IssuedCertificatePage> {
+    const q = normalizeCertificateQuery(query);
+    return this.#run(() => this.#enrollment.listCertificates(q));
+  }
+
+  async revokeIssuedCertificate(serial: string, reason: string, now: Date): Promise<IssuedCertificate> {
+    const why = validateReason(reason);
+    const at = validateDate(now, "now").getTime();
+    return this.#writeAnnounced(() => this.#enrollment.revokeCertificate(serial, why, at));
+  }
+
+  async retireBindings(now: Date): Promise<number> {
+    const at = validateDate(now, "now").getTime();
+    return this.#writeAnnounced(() => this.#enrollment.retireDue(at));
+  }
+
+  async nextBindingRetirement(): Promise<Date | undefined> {
+    return this.#run(() => this.#enrollment.nextRetirement());
+  }
+
   onChange(listener: (change: DeviceChange) => void): () => void {
     return this.#hub.subscribe(listener);
   }
@@ -358,6 +429,18 @@ export class SqliteDeviceStore implements DeviceStore {
   #record(change: DeviceChange, now: number): void {
     if (this.#feed === undefined) throw new Error("SqliteDeviceStore: call migrate() before writing");
     this.#feed.record(change, now);
+  }
+
+  /** A write whose device changes are recorded in its transaction and emitted after the commit. */
+  async #writeAnnounced<T>(body: () => Written<T>): Promise<T> {
+    const { result, changes } = await this.#write(() => {
+      const written = body();
+      const now = Date.now();
+      for (const change of written.changes) this.#record(change, now);
+      return written;
+    });
+    for (const change of changes) this.#hub.emit(change);
+    return result;
   }
 
   /** Runs `body` when every write queued before it has finished (whatever its outcome). */

@@ -1,6 +1,7 @@
 // The one behavioural contract of DeviceStore, registered as node:test tests for any engine's harness.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { MIGRATIONS } from "./migrations.ts";
 import { registerLiveCases } from "./store-contract-live.ts";
 import {
   DeviceExistsError,
@@ -62,7 +63,10 @@ export function registerStoreContract(name: string, makeHarness: () => Promise<S
         await a.migrate();
         await a.migrate();
         await b.migrate();
-        assert.deepEqual(await harness.migrationVersions(), [1]);
+        assert.deepEqual(
+          await harness.migrationVersions(),
+          MIGRATIONS.map((m) => m.version),
+        );
         await a.create({ id: "d1" });
         await b.migrate();
         assert.ok(await b.get("d1"), "re-running migrations keeps the data");

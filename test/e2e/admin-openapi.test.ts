@@ -1,8 +1,13 @@
 // GET /openapi.json: a well-formed OpenAPI 3.1 document whose paths are exactly the router's routes, whose
 // references all resolve, and whose schemas name the fields real answers carry.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type AdminHarness, startAdmin } from "../../src/admin/testing/harness.ts";
+import type { RegistryStore } from "../../src/registry/enrollment-types.ts";
+import { openDeviceStore } from "../../src/registry/open-store.ts";
 
 type Json = Record<string, unknown>;
 const HTTP_METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -47,14 +52,23 @@ function conforms(doc: Json, name: string, body: Json): void {
 describe("admin API: OpenAPI document", () => {
   let admin: AdminHarness;
   let doc: Json;
+  // A real store, as the gateway opens it: it keeps enrollment tokens and certificates, so every route is served.
+  const dir = mkdtempSync(join(tmpdir(), "portcullis-openapi-"));
+  let store: RegistryStore;
   before(async () => {
-    admin = await startAdmin();
+    store = openDeviceStore(`sqlite:${join(dir, "registry.db")}`);
+    await store.migrate();
+    admin = await startAdmin({ store, enrollmentStore: store });
     const r = await admin.call<Json>("GET", "/openapi.json");
     assert.equal(r.status, 200);
     assert.match(r.headers.get("content-type") ?? "", /^application\/json/);
     doc = r.json;
   });
-  after(() => admin.close());
+  after(async () => {
+    await admin.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test("is OpenAPI 3.1 with info, bearer security and operations that all have responses", () => {
     assert.match(String(doc.openapi), /^3\.1\.\d+$/);

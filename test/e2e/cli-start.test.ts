@@ -11,7 +11,21 @@ import { ROOT, runCli, tempDir } from "../helpers/gateway-process.ts";
 const TRACE_HOOK = join(ROOT, "test", "helpers", "module-trace.ts");
 /** The dependencies that made `portcullis version` cost half a second when main.ts imported them eagerly. */
 const HEAVY = ["zod", "yaml", "pino", "pg", "undici", "prom-client", "@peculiar/x509", "pkijs", "ioredis"];
-const COMMANDS = ["demo", "start", "check", "echo", "pki", "verify", "devices", "version", "help"];
+const COMMANDS = [
+  "demo",
+  "start",
+  "check",
+  "echo",
+  "pki",
+  "verify",
+  "devices",
+  "enroll",
+  "reenroll",
+  "tokens",
+  "certificates",
+  "version",
+  "help",
+];
 const { version } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
 
 type Run = Awaited<ReturnType<typeof runCli>>;
