@@ -5,6 +5,7 @@ import { z } from "zod";
 import { newEnrollmentToken } from "../enrollment/tokens.ts";
 import { sendJson } from "../gateway/respond.ts";
 import { CRL_REASONS } from "../pki/issue.ts";
+import { normalizeSerial } from "../pki/store.ts";
 import type { EnrollmentStore, EnrollmentToken, IssuedCertificate } from "../registry/enrollment-types.ts";
 import { readJson } from "./body.ts";
 import { HttpError } from "./errors.ts";
@@ -182,7 +183,14 @@ export function registerEnrollmentRoutes(
       "revocation",
       422,
     );
-    const serial = (params.serial ?? "").toLowerCase();
+    // As OpenSSL prints it (`45:BE:F4…`) or as issued: compared in one form.
+    const raw = params.serial ?? "";
+    if (!/^[0-9a-fA-F:]{1,200}$/.test(raw)) {
+      throw new HttpError(400, "Invalid serial", {
+        errors: [{ path: "serial", message: "expected a hexadecimal serial number" }],
+      });
+    }
+    const serial = normalizeSerial(raw);
     const revoked = await store.revokeIssuedCertificate(serial, input.reason ?? "unspecified", new Date());
     sendJson(res, 200, toCertificateJson(revoked), startedAt);
   });

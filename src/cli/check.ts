@@ -1,23 +1,38 @@
 // `portcullis check --config FILE [--json]`: what `start` validates — the YAML, every key, the files it
 // names (certificates, keys, CA bundles, CRL files, the admin token), trust stores and routes — without
 // binding a port, opening the device store or fetching anything. Exit 0 when it would start, 2 otherwise.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import type { CompiledConfig } from "../config/compile.ts";
 import { ConfigError, formatPath } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
+import { EstService } from "../enrollment/est-service.ts";
 import { RevocationConfigError } from "../revocation/errors.ts";
 import { RevocationService } from "../revocation/revocation-service.ts";
 import { UsageError } from "./usage.ts";
 
 const QUIET = { info() {}, warn() {}, error() {} };
 
-/** Loads the CRL files as `start` does (a broken one stops it); CRL URLs and OCSP are not fetched. */
+/**
+ * Loads the CRL files as `start` does (a broken one stops it); CRL URLs and OCSP are not fetched. An enrollment
+ * profile's CRL file that does not exist yet is left out: `start` writes it.
+ */
 export async function checkCrlFiles(config: CompiledConfig): Promise<void> {
+  const written = new Set(
+    (config.enrollment?.profiles ?? []).flatMap((p) =>
+      p.crlFile && !existsSync(p.crlFile) ? [p.crlFile] : [],
+    ),
+  );
   const stores = config.trustStores
     .filter((s) => s.revocation.mode !== "off" && s.revocation.crl.files.length > 0)
-    .map((s) => ({ ...s, revocation: { ...s.revocation, crl: { ...s.revocation.crl, urls: [] } } }));
+    .map((s) => ({
+      ...s,
+      revocation: {
+        ...s.revocation,
+        crl: { ...s.revocation.crl, urls: [], files: s.revocation.crl.files.filter((f) => !written.has(f)) },
+      },
+    }));
   if (stores.length === 0) return;
   const service = await RevocationService.create(stores, { logger: QUIET });
   await service.close();
@@ -38,6 +53,7 @@ function summary(config: CompiledConfig) {
       (r) => r.name,
     ),
     admin: config.admin ? { address: config.admin.host, port: config.admin.port } : undefined,
+    enrollment: config.enrollment?.profiles.map((p) => p.name) ?? [],
     store: config.store.url.split(":")[0] === "sqlite" ? "sqlite" : "postgres",
   };
 }
@@ -56,6 +72,7 @@ export async function runCheck(argv: string[]): Promise<number> {
   let config: CompiledConfig;
   try {
     config = await loadConfig(file);
+    if (config.enrollment) await EstService.create(config.enrollment, config.file);
     await checkCrlFiles(config);
   } catch (err) {
     const problems =
@@ -90,6 +107,7 @@ export async function runCheck(argv: string[]): Promise<number> {
       `  services      ${s.services.join(", ")}`,
       `  routes        ${s.routes.join(", ")}`,
       `  admin         ${s.admin ? `${s.admin.address}:${s.admin.port}` : "off"}`,
+      `  enrollment    ${s.enrollment.length > 0 ? `EST profiles ${s.enrollment.join(", ")}` : "off"}`,
       `  store         ${s.store} (not opened; CRL URLs and OCSP not fetched; ports not bound)`,
       "",
     ].join("\n"),

@@ -182,6 +182,8 @@ interface Enrollment {
   readonly deviceId: string;
   readonly dir: string;
   readonly waitMs: number;
+  /** What the success line says: "enrolled" or "renewed". */
+  readonly done: string;
 }
 
 /** The first certificate for the new key: the leaf, whatever else the server sent along. */
@@ -220,7 +222,7 @@ async function enroll(job: Enrollment, io: EnrollIo): Promise<number> {
     writeFileAtomic(certPath, toPem(leaf.rawData, "CERTIFICATE"));
     writeFileAtomic(caPath, caCerts.map((der) => toPem(der, "CERTIFICATE")).join(""));
     io.stdout(
-      `enrolled ${job.deviceId}: certificate ${certPath}, key ${keyPath}, CA certificates ${caPath}\n` +
+      `${job.done} ${job.deviceId}: certificate ${certPath}, key ${keyPath}, CA certificates ${caPath}\n` +
         `  serial ${leaf.serialNumber}, valid until ${leaf.notAfter.toISOString()}\n`,
     );
     return 0;
@@ -266,7 +268,7 @@ export async function runEnroll(argv: string[], io: EnrollIo = processIo): Promi
   // JSON form of the subject: an id with "," or "=" needs no escaping.
   const csr = await buildCsr([{ CN: [deviceId] }], [san], keys, algorithm);
   const send = (c: EstClient, der: Uint8Array) => c.simpleEnroll(der);
-  return enroll({ client: est, send, csr, keys, deviceId, dir, waitMs }, io);
+  return enroll({ client: est, send, csr, keys, deviceId, dir, waitMs, done: "enrolled" }, io);
 }
 
 /** The device id a certificate names: its `urn:device:` SAN URI, else its CN. */
@@ -316,5 +318,5 @@ export async function runReenroll(argv: string[], io: EnrollIo = processIo): Pro
   const extensions = san ? [new x509.Extension(san.type, san.critical, san.value)] : [];
   const csr = await buildCsr(current.cert.subjectName, extensions, keys, algorithm);
   const send = (c: EstClient, der: Uint8Array) => c.simpleReenroll(der);
-  return enroll({ client: est, send, csr, keys, deviceId, dir, waitMs }, io);
+  return enroll({ client: est, send, csr, keys, deviceId, dir, waitMs, done: "renewed" }, io);
 }

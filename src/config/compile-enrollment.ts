@@ -71,6 +71,19 @@ export function compileEnrollment(
       );
     }
   });
+  if (config.listeners.every((l) => served.includes(l.name))) {
+    config.routes.forEach((route, i) => {
+      route.paths.forEach((path, j) => {
+        if (path === "/.well-known/est" || path.startsWith("/.well-known/est/")) {
+          problems.add(
+            ["routes", i, "paths", j],
+            "every listener answers /.well-known/est/ itself (enrollment), so this route would never be reached; " +
+              "name the listeners that serve enrollment in `enrollment.listeners`",
+          );
+        }
+      });
+    });
+  }
   const servedModes = config.listeners.filter((l) => served.includes(l.name)).map((l) => l.clientAuth);
   const profiles: CompiledEnrollmentProfile[] = [];
   spec.profiles.forEach((p, i) => {

@@ -306,6 +306,12 @@ describe("config compiler", () => {
       await problems(withEnrollment({ bootstrap: {} })),
       /name at least one bootstrap: tokens or factory/,
     );
+    const shadowed = withEnrollment();
+    shadowed.routes.push({ name: "est-proxy", paths: ["/.well-known/est/"], service: "echo", public: true });
+    assert.match(
+      await problems(shadowed),
+      /routes\[2\]\.paths\[0\]: every listener answers \/\.well-known\/est\/ itself/,
+    );
     assert.match(
       await problems(withEnrollment({}, ["nope"])),
       /enrollment\.listeners\[0\]: unknown listener "nope"/,

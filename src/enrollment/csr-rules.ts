@@ -45,14 +45,18 @@ export async function approveRequest(
   if (!(profile.keyTypes as readonly string[]).includes(keyType)) {
     return {
       reason: "key_not_allowed",
-      detail: `a ${describeKey(csr.publicKey)} key: profile "${profile.name}" takes ${profile.keyTypes.join(", ")} keys`,
+      detail: `the request's key is ${describeKey(csr.publicKey)}: profile "${profile.name}" takes ${profile.keyTypes.join(", ")} keys`,
       deviceId,
     };
   }
   const store = profile.renewal.trustStores[0];
   const weak = store ? keyPolicyProblem(csr.publicKey, store) : undefined;
   if (weak !== undefined) {
-    return { reason: "key_not_allowed", detail: `a ${describeKey(csr.publicKey)} key: ${weak}`, deviceId };
+    return {
+      reason: "key_not_allowed",
+      detail: `the request's key is ${describeKey(csr.publicKey)}: ${weak}`,
+      deviceId,
+    };
   }
   // After the key policy, so that a key built to be expensive is refused before it verifies anything.
   try {

@@ -3,6 +3,7 @@
 // one store transaction → base64 PKCS#7 answer. Every enrollment request is a decision with a reason
 // code (GET /decisions, metrics, sampled refusal logs), answered as EST clients expect.
 import type { CompiledEnrollment, CompiledEnrollmentProfile } from "../config/compile-enrollment.ts";
+import { ConfigError } from "../config/errors.ts";
 import type { Authenticator } from "../gateway/authenticator.ts";
 import type { RegistryGate } from "../gateway/authorize.ts";
 import type { DecisionLog, DecisionRecord } from "../gateway/decision-log.ts";
@@ -10,6 +11,7 @@ import type { DenialLog } from "../gateway/denial-log.ts";
 import type { Logger } from "../gateway/log.ts";
 import type { GatewayMetrics } from "../gateway/metrics.ts";
 import { REASONS, type ReasonCode } from "../identity/reasons.ts";
+import { PkiError } from "../pki/errors.ts";
 import { type IssueOperation, type RegistryStore, TokenUnusableError } from "../registry/enrollment-types.ts";
 import { StoreConflictError, StoreUnavailableError } from "../registry/types.ts";
 import type { ConnectionState } from "../tls/connection-state.ts";
@@ -88,15 +90,19 @@ export class EstService {
     this.#listeners = listeners;
   }
 
-  /** Loads every profile's CA key; throws (PkiError) when one cannot be used. */
-  static async create(enrollment: CompiledEnrollment): Promise<EstService> {
+  /** Loads every profile's CA key; a CA that cannot be used is a ConfigError naming its profile. */
+  static async create(enrollment: CompiledEnrollment, configFile: string): Promise<EstService> {
     const profiles = await Promise.all(
-      enrollment.profiles.map(async (config): Promise<Profile> => {
-        const ca = await loadIssuingCa({
-          cert: config.ca.cert,
-          key: config.ca.key,
-          chain: [...config.ca.chain],
-        });
+      enrollment.profiles.map(async (config, i): Promise<Profile> => {
+        let ca: IssuingCa;
+        try {
+          ca = await loadIssuingCa({ cert: config.ca.cert, key: config.ca.key, chain: [...config.ca.chain] });
+        } catch (err) {
+          if (!(err instanceof PkiError)) throw err;
+          throw new ConfigError(configFile, [
+            { path: ["enrollment", "profiles", i, "ca"], message: err.message },
+          ]);
+        }
         const ders = [ca.cert, ...ca.chain].map((c) => new Uint8Array(c.rawData));
         const oids = [...config.keyTypes.map((t) => KEY_TYPE_OIDS[t] as string), SIGNATURE_OID];
         return {

@@ -68,7 +68,7 @@ interface Runtime extends RequestHandlerDeps {
  */
 async function openEnrollment(config: CompiledConfig): Promise<EstService | undefined> {
   if (!config.enrollment) return undefined;
-  const est = await EstService.create(config.enrollment);
+  const est = await EstService.create(config.enrollment, config.file);
   await writeMissingCrls(est, new Date());
   return est;
 }
