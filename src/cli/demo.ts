@@ -8,12 +8,20 @@ import { pino } from "pino";
 import { parse } from "yaml";
 import { loadConfig } from "../config/load.ts";
 import type { ClientAuthMode } from "../config/schema.ts";
-import { demoConfigYaml } from "../demo/demo-config.ts";
+import {
+  DEMO_ENROLL_DEVICE,
+  DEMO_ENROLL_PROFILE,
+  demoConfigYaml,
+  demoHasEnrollment,
+} from "../demo/demo-config.ts";
 import { registerDemoDevice } from "../demo/demo-device.ts";
 import { startEchoUpstream } from "../demo/echo-upstream.ts";
+import { newEnrollmentToken } from "../enrollment/tokens.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createLogger } from "../gateway/log.ts";
 import { ensureDemoPki } from "../pki/demo-pki.ts";
+import { KEY_FILE_MODE, writeFileAtomic } from "../pki/files.ts";
+import { type RegistryStore, TokenNotFoundError } from "../registry/enrollment-types.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
 import { shutdownSignal, stopOnSignal } from "./run-gateway.ts";
 import { LOG_FD_ENV } from "./start.ts";
@@ -109,6 +117,39 @@ function writeIfChanged(file: string, text: string): void {
   writeFileSync(file, text);
 }
 
+/** In the demo directory: the one-time enrollment token of the demo's new device, `<id>.<secret>`. */
+export const ENROLL_TOKEN_FILE = "enroll.token";
+const ENROLL_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Makes a fresh one-time enrollment token for device-002 and writes it to enroll.token (0600), after
+ * revoking the one the file held: each start hands out one usable token. A token also re-enrolls a device
+ * that an earlier run enrolled (while it is active).
+ */
+async function issueDemoEnrollmentToken(store: RegistryStore, dir: string): Promise<void> {
+  const file = join(dir, ENROLL_TOKEN_FILE);
+  const now = new Date();
+  const previous = existsSync(file) ? readFileSync(file, "utf8").trim() : "";
+  const previousId = /^(tok_[0-9a-f]{16})\./.exec(previous)?.[1];
+  if (previousId !== undefined) {
+    try {
+      await store.revokeEnrollmentToken(previousId, now);
+    } catch (err) {
+      // Made in another store (--store changed, or the database was deleted): nothing to revoke.
+      if (!(err instanceof TokenNotFoundError)) throw err;
+    }
+  }
+  const token = newEnrollmentToken();
+  await store.createEnrollmentToken({
+    id: token.id,
+    secretHash: token.secretHash,
+    deviceId: DEMO_ENROLL_DEVICE,
+    profile: DEMO_ENROLL_PROFILE,
+    expiresAt: new Date(now.getTime() + ENROLL_TOKEN_TTL_MS),
+  });
+  writeFileAtomic(file, `${token.token}\n`, KEY_FILE_MODE);
+}
+
 function portArg(name: string, value: string): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65535)
@@ -180,6 +221,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     try {
       await store.migrate();
       await registerDemoDevice(store, pki.deviceCert, pki.deviceId);
+      if (demoHasEnrollment(mode)) await issueDemoEnrollmentToken(store, dir);
     } finally {
       await store.close();
     }
@@ -199,9 +241,10 @@ export async function runDemo(argv: string[]): Promise<number> {
     await echo?.close();
     throw err;
   }
-  const store = gateway.registry?.store;
+  const store = gateway.store;
   if (!store) throw new Error("the gateway has no device store");
   const device = await registerDemoDevice(store, pki.deviceCert, pki.deviceId);
+  if (demoHasEnrollment(mode)) await issueDemoEnrollmentToken(store, dir);
   if (device.status !== "active") {
     logger.warn(
       { deviceId: device.id, status: device.status },
@@ -215,6 +258,21 @@ export async function runDemo(argv: string[]): Promise<number> {
     await echo?.close();
   });
   return 0;
+}
+
+/** The banner's enrollment lines: the EST commands of device-002, or why there are none. */
+function enrollBlock(mode: string, port: number, curl: (cert: string, path: string) => string): string[] {
+  if (!demoHasEnrollment(mode as ClientAuthMode)) {
+    return [
+      "# no enrollment (EST) in handshake mode: a device without a certificate cannot reach the listener",
+    ];
+  }
+  const id = DEMO_ENROLL_DEVICE;
+  return [
+    `# enroll a new device (EST, with the one-time token for ${id} in ${ENROLL_TOKEN_FILE}), then call as it: 200`,
+    `  npx portcullis enroll --server https://localhost:${port} --ca ca.crt --token "$(cat ${ENROLL_TOKEN_FILE})" --id ${id} --out enrolled`,
+    `  ${curl(`enrolled/${id}`, "/echo")}`,
+  ];
 }
 
 function banner(o: {
@@ -257,6 +315,7 @@ function banner(o: {
     ...appOnly,
     "# SNI names one host, the Host header another: 421 Misdirected Request",
     `  ${curl("device", "/echo", "-H 'Host: localhost' ")}`,
+    ...enrollBlock(o.mode, o.port, curl),
     "# the admin API",
     `  curl -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:${o.adminPort}/status`,
     "",

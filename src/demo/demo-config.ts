@@ -2,6 +2,7 @@
 // `portcullis start --config <dir>/portcullis.yaml` runs the same gateway.
 import { stringify } from "yaml";
 import type { ClientAuthMode, ConfigInput } from "../config/schema.ts";
+import { ENROLL_CRL } from "../pki/demo-pki.ts";
 
 export const DEMO_HOSTS = ["localhost", "127.0.0.1", "mtls.auth.local.com"];
 
@@ -14,7 +15,17 @@ export interface DemoConfigOptions {
   readonly store: string;
 }
 
+/** The demo's enrollment profile, and the device its one-time token is for. */
+export const DEMO_ENROLL_PROFILE = "devices";
+export const DEMO_ENROLL_DEVICE = "device-002";
+
+/** Enrollment needs a listener a device without a certificate can reach: not in handshake mode. */
+export function demoHasEnrollment(mode: ClientAuthMode): boolean {
+  return mode !== "handshake";
+}
+
 export function demoConfig(options: DemoConfigOptions): ConfigInput {
+  const enroll = demoHasEnrollment(options.mode);
   return {
     listeners: [
       {
@@ -29,10 +40,15 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
     trustStores: [
       {
         name: "devices",
-        ca: ["ca-chain.crt"],
+        // The enrollment CA itself: enrolled devices present their certificate alone.
+        ca: ["ca-chain.crt", ...(enroll ? ["enroll-ca.crt"] : [])],
         // The demo CRL lists revoked-device, and `portcullis pki revoke --dir <demo>/pki` rewrites it (watched);
-        // strict: a device whose status cannot be established is refused.
-        revocation: { mode: "strict", crl: { files: ["pki/crl.pem"], distributionPoints: false } },
+        // the enrollment CRL is the gateway's (written at start, rewritten on revocation). Strict: a device
+        // whose status cannot be established is refused, so every issuer needs its CRL.
+        revocation: {
+          mode: "strict",
+          crl: { files: ["pki/crl.pem", ...(enroll ? [ENROLL_CRL] : [])], distributionPoints: false },
+        },
       },
     ],
     services: [{ name: "echo", targets: [options.upstream] }],
@@ -55,6 +71,25 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         ...(options.mode === "handshake" ? { publicBehindHandshake: true } : {}),
       },
     ],
+    // EST (RFC 7030) under /.well-known/est/: a device presents a one-time token (`portcullis demo` makes
+    // one for device-002, in enroll.token) and gets a certificate of the enrollment CA, 30 days long.
+    ...(enroll
+      ? {
+          enrollment: {
+            profiles: [
+              {
+                name: DEMO_ENROLL_PROFILE,
+                ca: { cert: "enroll-ca.crt", key: "enroll-ca.key", chain: ["ca.crt"] },
+                trustStore: "devices",
+                bootstrap: { tokens: {} },
+                validity: "30d",
+                overlap: "1h",
+                crlFile: ENROLL_CRL,
+              },
+            ],
+          },
+        }
+      : {}),
     admin: { host: "127.0.0.1", port: options.adminPort, tokenFile: "admin.token" },
     store: { url: options.store },
     // One line per request, so that the demo's log shows who asked for what (off by default elsewhere).

@@ -241,8 +241,7 @@ export class EstService {
       noteAnswer(ctx.state, credential.via === "certificate" ? "allowed" : "passed");
       this.#record(deps, ctx, profile, op, credential, {
         allow: true,
-        fingerprint: leaf.fingerprint,
-        subject: leaf.subject,
+        detail: `issued ${leaf.serial} (${leaf.fingerprint}) on a ${credential.via} credential`,
       });
       deps.metrics.recordEnrollment(profile.config.name, op, "issued", undefined);
       deps.logger.info(

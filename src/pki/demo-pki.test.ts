@@ -1,5 +1,6 @@
 // Tests of the demo PKI: every file is created, reused byte for byte, repaired, and works with Node's TLS stack.
 import assert from "node:assert/strict";
+import { createPrivateKey, createPublicKey } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,7 +8,10 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import tls from "node:tls";
 import { parsePemBundle } from "../identity/certificate.ts";
+import { x509 } from "../identity/x509.ts";
 import { type DemoPki, ensureDemoPki } from "./demo-pki.ts";
+import { readCrl, readIssuer } from "./files.ts";
+import { createCrl } from "./issue.ts";
 
 const base = mkdtempSync(join(tmpdir(), "portcullis-demo-"));
 after(() => rmSync(base, { recursive: true, force: true }));
@@ -33,6 +37,9 @@ const DEMO_FILES = [
   "crl.pem",
   "root-crl.pem",
   "admin.token",
+  "enroll-ca.crt",
+  "enroll-ca.key",
+  "enroll-crl.pem",
 ];
 
 function snapshot(dir: string): Map<string, string> {
@@ -93,6 +100,56 @@ test("creates every file with the specified contents", async () => {
   assert.ok(wrongCa && wrong?.node.verify(wrongCa.node.publicKey));
   assert.ok(!wrong?.node.verify(intermediate.node.publicKey));
   assert.ok(readdirSync(demo.pkiDir).includes("intermediate.key"));
+
+  // The enrollment CA: issued by the root (not the intermediate), may issue leaves only.
+  const [enrollCa, ...rest] = certs(demo.enrollCaCert);
+  assert.equal(rest.length, 0);
+  assert.equal(enrollCa?.commonName, "Portcullis Demo Enrollment CA");
+  assert.ok(enrollCa?.isCA);
+  assert.ok(enrollCa.node.checkIssued(root.node) && enrollCa.node.verify(root.node.publicKey));
+  assert.notEqual(enrollCa.fingerprint, intermediate.fingerprint);
+  const bc = new x509.X509Certificate(enrollCa.der).getExtension(x509.BasicConstraintsExtension);
+  assert.equal(bc?.pathLength, 0);
+  assert.ok(enrollCa.notAfter <= root.notAfter);
+  const enrollKey = createPrivateKey(readFileSync(demo.enrollCaKey));
+  assert.ok(createPublicKey(enrollKey).equals(enrollCa.node.publicKey));
+  const crl = readCrl(demo.enrollCrl);
+  assert.equal(crl.entries.length, 0);
+  assert.ok(await crl.verify({ publicKey: new x509.X509Certificate(enrollCa.der).publicKey }));
+});
+
+test("the enrollment CA is reused, repaired, and its CRL is replaced once another CA signed it", async () => {
+  const dir = freshDir();
+  const demo = await ensureDemoPki(dir);
+  const issuer = await readIssuer(demo.enrollCaCert, demo.enrollCaKey);
+  // As the gateway rewrites it at start.
+  writeFileSync(demo.enrollCrl, (await createCrl(issuer, { revoked: [] })).pem);
+  const first = snapshot(dir);
+  assert.deepEqual((await ensureDemoPki(dir)).written, []);
+  assert.deepEqual(snapshot(dir), first, "a CRL of the current enrollment CA is kept");
+
+  writeFileSync(demo.enrollCaKey, "not a key");
+  const repaired = await ensureDemoPki(dir);
+  assert.deepEqual(repaired.written.sort(), ["enroll-ca.crt", "enroll-ca.key", "enroll-crl.pem"]);
+  assert.equal(statSync(demo.enrollCaKey).mode & 0o777, 0o600);
+  // The old CA's CRL would be refused by the gateway: replaced by an empty one of the new CA.
+  const newCa = await readIssuer(demo.enrollCaCert, demo.enrollCaKey);
+  assert.ok(await readCrl(demo.enrollCrl).verify({ publicKey: newCa.cert.publicKey }));
+  rmSync(demo.enrollCrl);
+  assert.deepEqual((await ensureDemoPki(dir)).written, ["enroll-crl.pem"]);
+  const after = snapshot(dir);
+  for (const [file, text] of first) {
+    if (!file.startsWith("enroll-")) assert.equal(after.get(file), text, file);
+  }
+
+  // A CA that is not the root's (a leaf in its place) is replaced.
+  writeFileSync(demo.enrollCaCert, readFileSync(demo.deviceCert));
+  writeFileSync(demo.enrollCaKey, readFileSync(demo.deviceKey));
+  assert.deepEqual((await ensureDemoPki(dir)).written.sort(), [
+    "enroll-ca.crt",
+    "enroll-ca.key",
+    "enroll-crl.pem",
+  ]);
 });
 
 test("a second call reuses every file untouched; a deleted or broken file is repaired", async () => {
@@ -130,7 +187,15 @@ test("a broken CA regenerates everything but keeps the admin token", async () =>
   const again = await ensureDemoPki(dir);
   assert.notEqual(readFileSync(demo.caCert, "utf8"), ca);
   assert.equal(readFileSync(demo.adminToken, "utf8"), token);
-  for (const f of ["server.crt", "device.crt", "expired-device.crt", "revoked-device.crt", "crl.pem"]) {
+  for (const f of [
+    "server.crt",
+    "device.crt",
+    "expired-device.crt",
+    "revoked-device.crt",
+    "crl.pem",
+    "enroll-ca.crt",
+    "enroll-ca.key",
+  ]) {
     assert.ok(again.written.includes(f), f);
   }
   // Certificates that would expire within a day are renewed.

@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { x509 } from "../identity/x509.ts";
+import { x509 } from "../identity/x509.ts";
 import {
   crlIsGood,
   type LeafExpectation,
@@ -11,8 +11,10 @@ import {
   sameDer,
   usableCa,
 } from "./demo-checks.ts";
-import { KEY_FILE_MODE, readCertificate, readText, writeFileAtomic } from "./files.ts";
+import { KEY_FILE_MODE, readCertificate, readCrl, readIssuer, readText, writeFileAtomic } from "./files.ts";
 import {
+  createCrl,
+  createIntermediateCa,
   createRootCa,
   type Issued,
   type Issuer,
@@ -47,6 +49,14 @@ export interface DemoPki {
   crl: string;
   /** The root's empty CRL: Node's `tls` `crl` option needs one per CA of the chain (`crl: [crl, rootCrl]`). */
   rootCrl: string;
+  /**
+   * The enrollment (EST) CA, issued by the root: a CA of its own, because the intermediate's CRL is
+   * `portcullis pki revoke`'s and the enrollment profile keeps a CRL of its own (one issuer, one CRL file).
+   */
+  enrollCaCert: string;
+  enrollCaKey: string;
+  /** The enrollment profile's CRL: the gateway's; written here (empty) when missing or another CA's. */
+  enrollCrl: string;
   adminToken: string;
   deviceId: "device-001";
   /** File names (relative to dir) written by this call; empty when everything was reused. */
@@ -56,6 +66,10 @@ export interface DemoPki {
 export const DEMO_SERVER_NAMES = ["localhost", "mtls.auth.local.com", "127.0.0.1"];
 const DAY_MS = 24 * 60 * 60 * 1000;
 const DEMO_CRL_DAYS = 30;
+/** The enrollment profile's CRL file (see demo-config.ts). */
+export const ENROLL_CRL = "enroll-crl.pem";
+/** nextUpdate of the empty enrollment CRL written here: the profile's crlValidity default. */
+const ENROLL_CRL_DAYS = 7;
 
 interface LeafSpec extends LeafExpectation {
   issue: (issuer: Issuer, validity: ValidityOptions) => Promise<Issued>;
@@ -139,6 +153,51 @@ async function ensureWrongDevice(
   out.put("wrong-ca.crt", untrusted.certPem);
 }
 
+const ENROLL_CA: LeafExpectation = { cn: "Portcullis Demo Enrollment CA" };
+
+/**
+ * The enrollment CA: kept while it still verifies under the root, matches its key and lasts a day; else a
+ * new one. Its CRL belongs to the gateway, which rewrites it from the store at start and on every
+ * revocation (a stale one included); it is written here, empty, only when missing or not signed by this CA
+ * (a wrong-signer CRL would stop the gateway's start), so that `portcullis check` finds it before a start.
+ */
+async function ensureEnrollCa(out: DemoWriter, pki: Pki, now: Date): Promise<void> {
+  const prefix = out.at("enroll-ca");
+  let good = await leafIsGood(prefix, ENROLL_CA, pki.root.cert, undefined, now);
+  if (good) {
+    const ca = readCertificate(`${prefix}.crt`).getExtension(x509.BasicConstraintsExtension);
+    good = ca?.ca === true && ca.pathLength === 0;
+  }
+  if (!good) {
+    const issued = await createIntermediateCa(pki.root, {
+      subject: [{ CN: [ENROLL_CA.cn] }],
+      pathLength: 0,
+      notBefore: new Date(now.getTime() - 5 * 60 * 1000),
+      // Within the root's validity, as RFC 5280 path validation requires of every certificate it verifies.
+      notAfter: new Date(Math.min(now.getTime() + 5 * 365 * DAY_MS, pki.root.cert.notAfter.getTime())),
+    });
+    out.leaf("enroll-ca", issued, undefined);
+  }
+  const issuer = await readIssuer(`${prefix}.crt`, `${prefix}.key`);
+  if (await crlVerifies(out.at(ENROLL_CRL), issuer)) return;
+  const { pem } = await createCrl(issuer, {
+    revoked: [],
+    thisUpdate: now,
+    nextUpdate: new Date(now.getTime() + ENROLL_CRL_DAYS * DAY_MS),
+    // Numbered as the gateway numbers the CRLs it writes (milliseconds), so that its next one is newer.
+    crlNumber: now.getTime(),
+  });
+  out.put(ENROLL_CRL, pem);
+}
+
+async function crlVerifies(path: string, issuer: Issuer): Promise<boolean> {
+  try {
+    return await readCrl(path).verify({ publicKey: issuer.cert.publicKey });
+  } catch {
+    return false;
+  }
+}
+
 /** revoked-device must be on the store's list (so `pki crl --dir <pkiDir>` keeps it) and on the demo CRL. */
 async function ensureCrls(out: DemoWriter, pki: Pki, now: Date): Promise<void> {
   const revokedSerial = normalizeSerial(readCertificate(out.at("revoked-device.crt")).serialNumber);
@@ -178,6 +237,7 @@ export async function ensureDemoPki(dir: string, opts: { now?: Date } = {}): Pro
   }
   await ensureWrongDevice(out, pki.root.cert, now);
   await ensureCrls(out, pki, now);
+  await ensureEnrollCa(out, pki, now);
   if (!/^[0-9a-f]{64}\n$/.test(readIfPresent(at("admin.token")) ?? "")) {
     out.put("admin.token", `${randomBytes(32).toString("hex")}\n`, KEY_FILE_MODE);
   }
@@ -202,6 +262,9 @@ export async function ensureDemoPki(dir: string, opts: { now?: Date } = {}): Pro
     unregisteredDeviceKey: at("unregistered-device.key"),
     crl: at("crl.pem"),
     rootCrl: at("root-crl.pem"),
+    enrollCaCert: at("enroll-ca.crt"),
+    enrollCaKey: at("enroll-ca.key"),
+    enrollCrl: at(ENROLL_CRL),
     adminToken: at("admin.token"),
     deviceId: "device-001",
     written: out.written,

@@ -2,7 +2,7 @@
 // --upstream, and a demo directory that is reused as it is.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -192,5 +192,91 @@ describe("a second `portcullis demo` against a running one", () => {
       readFileSync(join(tmp.dir, "portcullis.yaml"), "utf8"),
       new RegExp(`127\\.0\\.0\\.1:${echo}`),
     );
+  });
+});
+
+describe("the demo's enrollment (EST): a one-time token for device-002 at each start", () => {
+  const tmp = tempDir();
+  const tokenFile = join(tmp.dir, "enroll.token");
+  let gw: GatewayProcess;
+  let firstToken = "";
+
+  before(async () => {
+    gw = await startDemo(tmp.dir);
+  });
+  after(async () => {
+    await gw.stop();
+    tmp.cleanup();
+  });
+
+  test("the demo writes enroll.token (0600) and prints the enroll command", () => {
+    firstToken = readFileSync(tokenFile, "utf8");
+    assert.match(firstToken, /^tok_[0-9a-f]{16}\.[A-Za-z0-9_-]{43}\n$/);
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+    const out = gw.output();
+    assert.ok(
+      out.includes(
+        `npx portcullis enroll --server https://localhost:${gw.ports.demo} --ca ca.crt --token "$(cat enroll.token)" --id device-002 --out enrolled`,
+      ),
+      out,
+    );
+    assert.match(out, /--key enrolled\/device-002\.key --cert enrolled\/device-002\.crt https:\/\/\S+\/echo/);
+  });
+
+  test("the token enrolls device-002, which then gets the echo", async () => {
+    const out = join(tmp.dir, "enrolled");
+    const enroll = await runCli([
+      "enroll",
+      "--server",
+      `https://localhost:${gw.ports.demo}`,
+      "--ca",
+      join(tmp.dir, "ca.crt"),
+      "--token",
+      readFileSync(tokenFile, "utf8").trim(),
+      "--id",
+      "device-002",
+      "--out",
+      out,
+    ]);
+    assert.equal(enroll.code, 0, enroll.stderr);
+    const r = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "enrolled/device-002" });
+    assert.equal(r.status, 200, r.body);
+    assert.equal((r.json() as { headers: Record<string, string> }).headers["x-device-id"], "device-002");
+  });
+
+  test("a second start replaces the token and revokes the first one", async () => {
+    assert.equal(await gw.stop(), 0);
+    gw = await startDemo(tmp.dir);
+    const second = readFileSync(tokenFile, "utf8");
+    assert.notEqual(second, firstToken);
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+    const adminToken = readFileSync(join(tmp.dir, "admin.token"), "utf8").trim();
+    const res = await fetch(`http://127.0.0.1:${gw.adminPort}/enrollment-tokens`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.equal(res.status, 200);
+    const { tokens } = (await res.json()) as { tokens: { id: string; deviceId: string; state: string }[] };
+    const state = (token: string) => tokens.find((t) => t.id === token.split(".")[0])?.state;
+    assert.equal(state(firstToken), "revoked");
+    assert.equal(state(second), "active");
+    assert.ok(tokens.every((t) => t.deviceId === "device-002"));
+  });
+});
+
+describe("the demo in handshake mode", () => {
+  test("has no enrollment, and says so in one line", async () => {
+    const tmp = tempDir();
+    let gw: GatewayProcess | undefined;
+    try {
+      gw = await startDemo(tmp.dir, ["--mode", "handshake"]);
+      assert.equal(existsSync(join(tmp.dir, "enroll.token")), false);
+      assert.doesNotMatch(readFileSync(join(tmp.dir, "portcullis.yaml"), "utf8"), /enroll/);
+      const lines = gw.output().split("\n");
+      assert.equal(lines.filter((l) => /enrollment/.test(l)).length, 1);
+      assert.ok(!gw.output().includes("portcullis enroll"));
+    } finally {
+      await gw?.stop();
+      tmp.cleanup();
+    }
   });
 });
