@@ -80,7 +80,12 @@ export class CrlPublisher {
         if (config.crlFile === undefined) continue;
         try {
           const now = new Date();
-          const revoked = await this.#revoked(config.name);
+          // A CRL speaks for its issuer: every profile signing with this CA contributes its revocations.
+          const sharing = [...this.#est.issuers.values()]
+            .filter((p) => p.config.caCertificate.fingerprint === config.caCertificate.fingerprint)
+            .map((p) => p.config.name);
+          const revoked = (await Promise.all(sharing.map((name) => this.#revoked(name)))).flat();
+          revoked.sort((a, b) => (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
           const serials = revoked.map((r) => r.serial).join(",");
           const last = this.#published.get(config.name);
           // Rewritten when the list changed, or when half the CRL's validity has passed.

@@ -292,6 +292,8 @@ export class EstService {
     credential: Credential,
   ): Omit<EstOutcome, "route"> {
     const detail = `device "${credential.deviceId}" awaits an operator's approval`;
+    // Polling as Retry-After says is what a pending device is asked to do: it does not use up its rate limit.
+    profile.limiter.refund(credential.deviceId);
     noteAnswer(ctx.state, "passed");
     this.#record(deps, ctx, profile, op, credential, { allow: false, reason: "device_pending", detail });
     deps.metrics.recordEnrollment(profile.config.name, op, "pending", "device_pending");

@@ -29,6 +29,12 @@ export class WindowLimiter {
     return undefined;
   }
 
+  /** Gives back a request of `key` that did not count after all (a pending answer: the device waits as told). */
+  refund(key: string): void {
+    const window = this.#windows.get(key);
+    if (window && window.count > 0) window.count--;
+  }
+
   #trim(now: number): void {
     if (this.#windows.size <= MAX_KEYS) return;
     for (const [key, window] of this.#windows) {

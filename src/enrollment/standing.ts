@@ -73,28 +73,27 @@ export async function bindingChanges(
   const bound = new Set(device.bindings.map(bindingKey));
   const retireAt = (notAfter: Date) =>
     new Date(Math.min(notAfter.getTime(), now.getTime() + profile.overlapMs));
+  const retire: { binding: Binding; at: Date }[] = [];
+  let unbind: Binding[] = [];
   if (credential.via === "certificate") {
     const leaf = credential.leaf;
     const [fingerprint, ...names] = bindingsOf(leaf);
-    const unbind = names.filter((b) => bound.has(bindingKey(b)));
-    return {
-      unbind,
-      retire: fingerprint ? [{ binding: fingerprint, at: retireAt(leaf.notAfter) }] : [],
-    };
+    unbind = names.filter((b) => bound.has(bindingKey(b)));
+    if (fingerprint) retire.push({ binding: fingerprint, at: retireAt(leaf.notAfter) });
   }
-  // A first enrollment of a known device (a factory reset, a new token): its latest issued certificate is
-  // superseded; older ones were retired when that one was issued.
+  // The device's latest issued certificate is superseded too (a renewal retried from an older certificate, a
+  // factory reset, a new token); older ones were retired when it was issued. A binding already retiring keeps
+  // its earlier end (the store takes the earlier of the two).
   const { certificates } = await store.listIssuedCertificates({ deviceId: device.id, limit: 1000 });
   const latest = certificates
     .filter((c) => c.revokedAt === undefined && c.notAfter > now)
     .filter((c) => bound.has(bindingKey({ kind: "fingerprint", value: c.fingerprint })))
     .sort((a, b) => b.issuedAt.getTime() - a.issuedAt.getTime())[0];
-  return latest
-    ? {
-        unbind: [],
-        retire: [
-          { binding: { kind: "fingerprint", value: latest.fingerprint }, at: retireAt(latest.notAfter) },
-        ],
-      }
-    : { unbind: [], retire: [] };
+  if (latest && !retire.some((r) => r.binding.value === latest.fingerprint)) {
+    retire.push({
+      binding: { kind: "fingerprint", value: latest.fingerprint },
+      at: retireAt(latest.notAfter),
+    });
+  }
+  return { unbind, retire };
 }

@@ -26,9 +26,17 @@ export function claimedBindings(issuance: NormalizedIssuance): Binding[] {
   return [fingerprintBinding(issuance.certificate.fingerprint), ...issuance.retire.map((r) => r.binding)];
 }
 
+/** The earlier of two retirement times (a binding already retiring never gets a later end). */
+function earlier(a: Date | undefined, b: Date | undefined): Date | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a.getTime() <= b.getTime() ? a : b;
+}
+
 /**
  * The device's bindings after the issuance, in position order: `unbind` removed, `retire` given their time
- * (added when missing), the new fingerprint bound for good (and no longer retiring, if it was).
+ * (added when missing; one already retiring keeps the earlier time), the new fingerprint bound for good (and
+ * no longer retiring, if it was).
  */
 export function bindingsAfter(
   current: readonly StoredBinding[],
@@ -43,7 +51,7 @@ export function bindingsAfter(
     const key = bindingKey(b);
     if (removed.has(key)) continue;
     kept.add(key);
-    const retireAt = key === bindingKey(fresh) ? undefined : (retiring.get(key)?.at ?? b.retireAt);
+    const retireAt = key === bindingKey(fresh) ? undefined : earlier(b.retireAt, retiring.get(key)?.at);
     after.push({ kind: b.kind, value: b.value, retireAt });
   }
   if (!kept.has(bindingKey(fresh))) after.push({ ...fresh, retireAt: undefined });
