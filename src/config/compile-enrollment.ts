@@ -61,17 +61,20 @@ export function compileEnrollment(
   if (!spec) return undefined;
   const generation = ctx.generation ?? 0;
   uniqueNames(spec.profiles, "enrollment.profiles", problems);
-  const listenerNames = new Set(config.listeners.map((l) => l.name));
-  const served = spec.listeners ?? config.listeners.map((l) => l.name);
+  const http = config.listeners.filter((l) => l.protocol === "http");
+  const listenerNames = new Set(http.map((l) => l.name));
+  const served = spec.listeners ?? http.map((l) => l.name);
   spec.listeners?.forEach((name, i) => {
-    if (!listenerNames.has(name)) {
+    if (config.listeners.some((l) => l.name === name && l.protocol !== "http")) {
+      problems.add(["enrollment", "listeners", i], `listener "${name}" is not an http listener`);
+    } else if (!listenerNames.has(name)) {
       problems.add(
         ["enrollment", "listeners", i],
         `unknown listener "${name}" (known: ${[...listenerNames].join(", ")})`,
       );
     }
   });
-  if (config.listeners.every((l) => served.includes(l.name))) {
+  if (http.every((l) => served.includes(l.name))) {
     config.routes.forEach((route, i) => {
       route.paths.forEach((path, j) => {
         if (path === "/.well-known/est" || path.startsWith("/.well-known/est/")) {

@@ -2,9 +2,8 @@
 // certificates, upstream service options, auth policies and the route table. Referenced files are read
 // and checked here, so that a broken certificate, key or CA file stops start-up (fail closed).
 import { CertificateParseError } from "../identity/certificate.ts";
-import { compileCertificateMatch, MatcherConfigError } from "../identity/matchers.ts";
 import { compileTrustStore, TrustStoreError } from "../identity/trust-store.ts";
-import type { AuthPolicy, CertificateMatcher, TrustStore } from "../identity/types.ts";
+import type { AuthPolicy, TrustStore } from "../identity/types.ts";
 import { stripList } from "../proxy/request-headers.ts";
 import { TrustedProxies } from "../proxy/trusted-proxies.ts";
 import { normalizeName, normalizePattern } from "../routing/names.ts";
@@ -16,7 +15,9 @@ import {
 } from "../routing/route-table.ts";
 import { type CompileContext, Problems, readText, uniqueNames } from "./compile-context.ts";
 import { compileEnrollment, enrollmentStores } from "./compile-enrollment.ts";
+import { compileMqtt } from "./compile-mqtt.ts";
 import { compileRevocation, compileServerCertificate, storeUrl } from "./compile-parts.ts";
+import { compileAuthPolicy } from "./compile-policy.ts";
 import type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
 import { ConfigError, type FieldPath } from "./errors.ts";
 import type { Config } from "./schema.ts";
@@ -99,7 +100,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     } else if (
       route.public &&
       !route.publicBehindHandshake &&
-      config.listeners.every((l) => l.clientAuth === "handshake")
+      config.listeners.filter((l) => l.protocol === "http").every((l) => l.clientAuth === "handshake")
     ) {
       // Nothing without a certificate passes a handshake-mode listener: "public" would silently mean
       // "any trusted certificate". Say so, and let the operator write what is meant.
@@ -110,31 +111,14 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
           "`publicBehindHandshake: true` to serve it to any client whose certificate passes the handshake",
       );
     } else if (route.auth) {
-      const stores = route.auth.trustStores
-        .map((name, j) => storeRef(name, [...at, "auth", "trustStores", j]))
-        .filter((s): s is TrustStore => s !== undefined);
-      for (const s of stores) if (!referencedStores.includes(s)) referencedStores.push(s);
-      let match: CertificateMatcher | undefined;
-      if (route.auth.match) {
-        try {
-          match = compileCertificateMatch(route.auth.match, `routes[${i}].auth.match`);
-        } catch (err) {
-          if (!(err instanceof MatcherConfigError)) throw err;
-          problems.add([...at, "auth", "match", ...err.field], err.problem);
-        }
-      }
-      if (route.auth.groups && route.auth.registry !== "required") {
-        // Groups come from the registry: a device it does not know would otherwise pass unchecked.
-        problems.add([...at, "auth", "groups"], "groups need `registry: required`");
-      }
-      policy = Object.freeze({
-        id: `route:${route.name}#${generation}`,
-        trustStores: stores,
-        match,
-        enforce: route.auth.enforce,
-        registry: route.auth.registry,
-        groups: route.auth.groups,
-      });
+      policy = compileAuthPolicy(
+        route.auth,
+        `route:${route.name}#${generation}`,
+        [...at, "auth"],
+        storeRef,
+        problems,
+      );
+      for (const s of policy.trustStores) if (!referencedStores.includes(s)) referencedStores.push(s);
     }
     const hosts = route.hosts?.map((raw, j) => {
       const host = normalizePattern(raw);
@@ -165,11 +149,14 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       .filter((c): c is ServerCertificate => c !== undefined);
     const servesEnrollment = enrollment?.listeners.has(spec.name) ?? false;
     const forEnrollment = servesEnrollment ? enrollmentStores(enrollment) : [];
+    const mqtt = compileMqtt(spec, at, generation, storeRef, problems);
     const stores = spec.trustStores
       ? spec.trustStores
           .map((name, j) => storeRef(name, [...at, "trustStores", j]))
           .filter((s): s is TrustStore => s !== undefined)
-      : [...referencedStores, ...forEnrollment.filter((s) => !referencedStores.includes(s))];
+      : mqtt
+        ? [...mqtt.policy.trustStores]
+        : [...referencedStores, ...forEnrollment.filter((s) => !referencedStores.includes(s))];
     if (spec.trustStores && spec.clientAuth === "handshake") {
       for (const missing of forEnrollment.filter((s) => !stores.includes(s))) {
         problems.add(
@@ -190,6 +177,8 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         name: spec.name,
         host: spec.host,
         port: spec.port,
+        protocol: spec.protocol,
+        ...(mqtt ? { mqtt } : {}),
         clientAuth: spec.clientAuth,
         sendCaNames: spec.sendCaNames,
         hideReason: spec.hideReason,

@@ -21,10 +21,27 @@ export interface ServerCertificate {
   readonly leaf: Certificate;
 }
 
+/** An MQTT listener's bridge: the broker, the device policy, identity and topic rules, limits. */
+export interface CompiledMqtt {
+  readonly broker: { readonly host: string; readonly port: number };
+  readonly policy: AuthPolicy;
+  readonly clientId: "replace" | "refuse";
+  readonly username: "replace" | "refuse" | "keep";
+  /** Allow-lists with `{deviceId}` / `{group}` placeholders, as configured. */
+  readonly topics: { readonly publish: readonly string[]; readonly subscribe: readonly string[] };
+  readonly connectTimeoutMs: number;
+  readonly maxConnectBytes: number;
+  readonly maxPacketBytes: number;
+  readonly brokerConnectTimeoutMs: number;
+}
+
 export interface CompiledListener {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  readonly protocol: "http" | "mqtt";
+  /** Set on (and only on) an mqtt listener. */
+  readonly mqtt?: CompiledMqtt;
   readonly clientAuth: ClientAuthMode;
   readonly sendCaNames: boolean;
   readonly hideReason: boolean;

@@ -69,10 +69,62 @@ const serverCertificate = z.strictObject({
   names: z.array(hostPattern).min(1).optional(),
 });
 
+/** MQTT topic filters of an allow-list: MQTT wildcards (`+`, `#`) and the placeholders `{deviceId}`, `{group}`. */
+const topicPattern = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((t) => !t.includes("\u0000"), "a topic filter cannot hold a NUL character")
+  .refine(
+    (t) =>
+      t
+        .split("/")
+        .every((level, i, all) => (level.includes("#") ? level === "#" && i === all.length - 1 : true)),
+    "'#' must be a whole level, and the last one",
+  )
+  .refine(
+    (t) => t.split("/").every((level) => !level.includes("+") || level === "+"),
+    "'+' must be a whole level",
+  );
+
+/** An MQTT listener's options: the broker it bridges to, the device policy, identity and topic rules. */
+const mqttOptions = z.strictObject({
+  /** The upstream broker: `mqtt://host:port`. */
+  broker: z.url({ protocol: /^mqtt$/ }),
+  /** Who may connect: the same auth policy as an HTTP route (trust stores, matchers, registry, groups). */
+  auth: z.lazy(() => authPolicy),
+  /**
+   * The client id and username the broker sees. replace: the device id, whatever the client sent. refuse: the
+   * client must send the device id (or nothing, then it is set), else CONNACK "not authorized". keep (username
+   * only): passed as sent.
+   */
+  clientId: z.enum(["replace", "refuse"]).default("replace"),
+  username: z.enum(["replace", "refuse", "keep"]).default("replace"),
+  /** Topic allow-lists; absent means nothing may be published or subscribed to. */
+  topics: z
+    .strictObject({
+      publish: z.array(topicPattern).default([]),
+      subscribe: z.array(topicPattern).default([]),
+    })
+    .default({ publish: [], subscribe: [] }),
+  /** Time from the handshake to a complete CONNECT. */
+  connectTimeout: duration.default(10_000),
+  /** Largest CONNECT accepted, in bytes. */
+  maxConnectBytes: z.number().int().min(64).max(1_048_576).default(65_536),
+  /** Largest packet either way, in bytes (MQTT's own limit is 268,435,455). */
+  maxPacketBytes: z.number().int().min(1024).max(268_435_455).default(1_048_576),
+  /** Time to connect to the broker. */
+  brokerConnectTimeout: duration.default(5_000),
+});
+
 const listener = z.strictObject({
   name,
   host: z.string().default("127.0.0.1"),
   port: z.number().int().min(0).max(65535),
+  /** http: HTTPS (HTTP/2 and HTTP/1.1) to the routes. mqtt: MQTT over TLS, bridged to `mqtt.broker`. */
+  protocol: z.enum(["http", "mqtt"]).default("http"),
+  /** Required on an mqtt listener, refused on an http one. */
+  mqtt: mqttOptions.optional(),
   clientAuth: clientAuthMode,
   /** Send the trust stores' CA names in the CertificateRequest (as Kong's send_ca_dn). */
   sendCaNames: z.boolean().default(true),
@@ -485,4 +537,5 @@ export type MatcherConfig = z.output<typeof matcher>;
 export type RevocationConfig = z.output<typeof revocation>;
 export type StoreConfig = z.output<typeof store>;
 export type EnrollmentProfileConfig = z.output<typeof enrollmentProfile>;
+export type MqttOptionsConfig = z.output<typeof mqttOptions>;
 export type ChainLimitsConfig = z.output<typeof chainLimits>;

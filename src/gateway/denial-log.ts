@@ -49,6 +49,9 @@ const VERIFIED_CHAIN_REASONS: ReadonlySet<string> = new Set([
   "device_pending",
   "group_not_allowed",
   "registry_unavailable",
+  // MQTT: judged after the CONNECT was allowed.
+  "topic_not_allowed",
+  "client_id_not_allowed",
 ]);
 
 /**

@@ -3,20 +3,23 @@
 // one keeps serving.
 import cluster from "node:cluster";
 import { createRequire } from "node:module";
+import type { TLSSocket } from "node:tls";
 import { AdminServer, type ReadinessCheck, type ReloadStatus } from "../admin/server.ts";
-import type { CompiledConfig } from "../config/compile.ts";
+import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
 import { ConfigError } from "../config/errors.ts";
 import { loadConfig } from "../config/load.ts";
 import { BindingRetirer } from "../enrollment/binding-retirer.ts";
 import { CrlPublisher, writeMissingCrls } from "../enrollment/crl-publisher.ts";
 import { EstService } from "../enrollment/est-service.ts";
+import { mqttSessionDeps } from "../mqtt/mqtt-decisions.ts";
+import { MqttListenerServer } from "../mqtt/mqtt-listener.ts";
 import { Upstream } from "../proxy/upstream.ts";
 import type { RegistryStore } from "../registry/enrollment-types.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
 import { RevocationConfigError } from "../revocation/errors.ts";
 import { RevocationService } from "../revocation/revocation-service.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
-import { ListenerServer } from "../tls/listener.ts";
+import { type ConnectionLimit, ListenerServer } from "../tls/listener.ts";
 import { reasonForHandshakeError } from "../tls/openssl-reasons.ts";
 import { SESSION_TIMEOUT_S } from "../tls/secure-contexts.ts";
 import { SessionNames } from "../tls/session-names.ts";
@@ -146,6 +149,7 @@ function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | 
     JSON.stringify(
       c.listeners.map((l) => [
         l.name,
+        l.protocol,
         l.host,
         l.port,
         l.limits.handshakeTimeout,
@@ -154,7 +158,7 @@ function restartNeeded(current: CompiledConfig, next: CompiledConfig): string | 
       ]),
     );
   if (listeners(current) !== listeners(next)) {
-    return "listeners were added, removed or moved, or their handshakeTimeout, headersTimeout or maxConnections changed";
+    return "listeners were added, removed or moved, or their protocol, handshakeTimeout, headersTimeout or maxConnections changed";
   }
   if (JSON.stringify(current.admin) !== JSON.stringify(next.admin)) return "the admin settings changed";
   if (JSON.stringify(current.store) !== JSON.stringify(next.store))
@@ -172,7 +176,7 @@ export class Gateway implements Observability {
   #retirer: BindingRetirer | undefined;
   #crls: CrlPublisher | undefined;
   #runtime!: Runtime;
-  readonly #listeners: ListenerServer[] = [];
+  readonly #listeners: (ListenerServer | MqttListenerServer)[] = [];
   readonly #startedAt = Date.now();
   readonly #chains = new PresentedChains();
   readonly #sessionNames = new SessionNames(SESSION_TIMEOUT_S * 1000);
@@ -266,34 +270,43 @@ export class Gateway implements Observability {
   async #start(): Promise<void> {
     const { logger, config } = this;
     const listening: { listener: string; address: string; port: number }[] = [];
+    const connectionHooks = {
+      admit: (socket: TLSSocket, current: CompiledListener) =>
+        admitConnection(socket, current, {
+          authenticator: this.#runtime.authenticator,
+          chains: this.#chains,
+          sessionNames: this.#sessionNames,
+          denials: this.denials,
+          decisions: this.decisions,
+          metrics: this.metrics,
+        }),
+      trackConnection: (current: CompiledListener, authenticated: boolean) =>
+        this.metrics.trackConnection(current.name, authenticated),
+      limitHit: (
+        current: CompiledListener,
+        limit: ConnectionLimit,
+        action: "evicted" | "refused" | "closed",
+      ) => this.metrics.connectionLimitHits.inc({ listener: current.name, limit, action }),
+      handshakeFailed: (error: Error, socket: TLSSocket, current: CompiledListener) => {
+        const reason = reasonForHandshakeError(error, socket.authorizationError);
+        this.metrics.recordHandshakeFailure(current.name, reason);
+        const peer = socket.remoteAddress ?? "";
+        this.denials.log(addressSource(peer), "handshake failed", {
+          listener: current.name,
+          reason,
+          error: error.message,
+          peer,
+        });
+      },
+    };
     for (const listener of config.listeners) {
-      const server = new ListenerServer(listener, {
-        admit: (socket, current) =>
-          admitConnection(socket, current, {
-            authenticator: this.#runtime.authenticator,
-            chains: this.#chains,
-            sessionNames: this.#sessionNames,
-            denials: this.denials,
-            decisions: this.decisions,
-            metrics: this.metrics,
-          }),
-        trackConnection: (current, authenticated) =>
-          this.metrics.trackConnection(current.name, authenticated),
-        limitHit: (current, limit, action) =>
-          this.metrics.connectionLimitHits.inc({ listener: current.name, limit, action }),
-        request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
-        handshakeFailed: (error, socket, current) => {
-          const reason = reasonForHandshakeError(error, socket.authorizationError);
-          this.metrics.recordHandshakeFailure(current.name, reason);
-          const peer = socket.remoteAddress ?? "";
-          this.denials.log(addressSource(peer), "handshake failed", {
-            listener: current.name,
-            reason,
-            error: error.message,
-            peer,
-          });
-        },
-      });
+      const server =
+        listener.protocol === "mqtt"
+          ? new MqttListenerServer(listener, { ...connectionHooks, ...mqttSessionDeps(() => this.#runtime) })
+          : new ListenerServer(listener, {
+              ...connectionHooks,
+              request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
+            });
       this.#listeners.push(server);
       const address = await server
         .listen()
@@ -397,7 +410,7 @@ export class Gateway implements Observability {
 
   /** GET /readyz's checks besides the store: a config is loaded and every listener is bound, not draining. */
   readiness(): ReadinessCheck[] {
-    const unbound = this.#listeners.filter((l) => !l.server.listening).map((l) => l.listener.name);
+    const unbound = this.#listeners.filter((l) => !l.listening).map((l) => l.listener.name);
     return [
       { name: "config", ok: this.#runtime !== undefined, detail: "no config loaded" },
       {

@@ -22,30 +22,32 @@ const decisions: { desc: string; record: DecisionRecord; series: string }[] = [
   {
     desc: "an allow",
     record: { ...base, route: "echo" },
-    series: 'portcullis_decisions_total{result="allow",reason="none",route="echo",enforced="true"} 1',
+    series:
+      'portcullis_decisions_total{result="allow",reason="none",route="echo",enforced="true",protocol="http"} 1',
   },
   {
     desc: "an enforced denial",
     record: { ...base, route: "echo", allow: false, reason: "certificate_expired", detail: "expired" },
     series:
-      'portcullis_decisions_total{result="deny",reason="certificate_expired",route="echo",enforced="true"} 1',
+      'portcullis_decisions_total{result="deny",reason="certificate_expired",route="echo",enforced="true",protocol="http"} 1',
   },
   {
     desc: "a report-only denial",
     record: { ...base, route: "echo", allow: false, enforced: false, reason: "subject_not_allowed" },
     series:
-      'portcullis_decisions_total{result="deny",reason="subject_not_allowed",route="echo",enforced="false"} 1',
+      'portcullis_decisions_total{result="deny",reason="subject_not_allowed",route="echo",enforced="false",protocol="http"} 1',
   },
   {
     desc: "a listener-level denial without a route",
     record: { ...base, allow: false, reason: "no_certificate" },
     series:
-      'portcullis_decisions_total{result="deny",reason="no_certificate",route="(none)",enforced="true"} 1',
+      'portcullis_decisions_total{result="deny",reason="no_certificate",route="(none)",enforced="true",protocol="http"} 1',
   },
   {
     desc: "an unknown reason string is folded into other",
     record: { ...base, route: "echo", allow: false, reason: "made_up" as DecisionRecord["reason"] },
-    series: 'portcullis_decisions_total{result="deny",reason="other",route="echo",enforced="true"} 1',
+    series:
+      'portcullis_decisions_total{result="deny",reason="other",route="echo",enforced="true",protocol="http"} 1',
   },
 ];
 

@@ -38,7 +38,7 @@ export interface ConnectionTracker {
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly decisions: Counter<"result" | "reason" | "route" | "enforced">;
+  readonly decisions: Counter<"result" | "reason" | "route" | "enforced" | "protocol">;
   readonly requests: Histogram<"route" | "status">;
   readonly handshakeFailures: Counter<"listener" | "reason">;
   readonly connections: Gauge<"listener" | "authenticated">;
@@ -57,8 +57,8 @@ export class GatewayMetrics {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.decisions = new Counter({
       name: "portcullis_decisions_total",
-      help: 'Auth decisions by result and reason; enforced="false" counts report-only denials let through.',
-      labelNames: ["result", "reason", "route", "enforced"],
+      help: 'Auth decisions by result and reason; enforced="false" counts report-only denials let through; protocol http or mqtt.',
+      labelNames: ["result", "reason", "route", "enforced", "protocol"],
       registers,
     });
     this.requests = new Histogram({
@@ -147,6 +147,7 @@ export class GatewayMetrics {
       reason: r.allow ? NO_REASON : reasonLabel(r.reason),
       route: r.route ?? NO_ROUTE,
       enforced: r.enforced ? "true" : "false",
+      protocol: r.route?.startsWith("mqtt:") ? "mqtt" : "http",
     });
   }
 

@@ -35,6 +35,9 @@ export const REASONS = {
   key_not_allowed: { status: 403, message: "The certification request is not allowed" },
   subject_changed: { status: 403, message: "The certification request is not allowed" },
   enrollment_rate_limited: { status: 429, message: "Too many enrollment requests" },
+  // MQTT: answered as CONNACK "not authorized" (or "identifier rejected"), PUBACK/SUBACK 0x87 or a disconnect.
+  topic_not_allowed: { status: 403, message: "You cannot consume this service" },
+  client_id_not_allowed: { status: 403, message: "You cannot consume this service" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -263,6 +263,10 @@ export class ListenerServer {
     return this.#server;
   }
 
+  get listening(): boolean {
+    return this.#server.listening;
+  }
+
   get port(): number {
     return (this.#server.address() as AddressInfo | null)?.port ?? this.#listener.port;
   }
