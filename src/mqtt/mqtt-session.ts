@@ -29,6 +29,9 @@ const CONNECT = 1;
 const PUBLISH = 3;
 const SUBSCRIBE = 8;
 const DISCONNECT = 14;
+const AUTH = 15;
+/** Topic aliases one connection may set (brokers allow far fewer: Mosquitto 10 by default). */
+const MAX_ALIASES = 1024;
 
 export interface MqttSessionDeps {
   /** The CONNECT's verdict: the policy pipeline of HTTP routes, recorded as a decision of route `mqtt:<listener>`. */
@@ -63,6 +66,9 @@ export class MqttSession {
   /** Frames that arrived while an earlier one was being judged. */
   #queue: Frame[] = [];
   #busy = false;
+  #connectDeadline: NodeJS.Timeout;
+  /** Why the client's socket is paused: a verdict being awaited, the broker not taking more. */
+  readonly #pausedFor = new Set<"verdict" | "broker">();
 
   constructor(socket: TLSSocket, state: ConnectionState, listener: CompiledListener, deps: MqttSessionDeps) {
     const options = listener.mqtt;
@@ -78,7 +84,11 @@ export class MqttSession {
     this.#parser.on("error", (e: Error) => {
       this.#parseError = e;
     });
-    socket.setTimeout(options.connectTimeoutMs);
+    // A deadline, not an idle timer: a client trickling bytes cannot hold an unauthenticated slot longer.
+    this.#connectDeadline = setTimeout(() => {
+      if (this.#phase !== "bridged") this.close();
+    }, options.connectTimeoutMs);
+    this.#connectDeadline.unref();
     socket.on("timeout", () => this.close());
     socket.on("data", (chunk: Buffer) => this.#onData(chunk));
     socket.on("error", () => this.close());
@@ -90,6 +100,7 @@ export class MqttSession {
     if (this.#phase === "closed") return;
     const bridged = this.#phase === "bridged";
     this.#phase = "closed";
+    clearTimeout(this.#connectDeadline);
     if (bridged && reasonCode !== undefined && this.#version === 5 && !this.socket.destroyed) {
       this.socket.end(disconnect(reasonCode, this.#reasonText(reason)));
     } else {
@@ -131,9 +142,9 @@ export class MqttSession {
         const frame = this.#queue.shift() as Frame;
         const pending = this.#handle(frame);
         if (pending instanceof Promise) {
-          this.socket.pause();
+          this.#pause("verdict");
           await pending;
-          if (!this.#isClosed()) this.socket.resume();
+          this.#resume("verdict");
         }
       }
     } catch (err) {
@@ -163,6 +174,14 @@ export class MqttSession {
       case DISCONNECT:
         this.#forward(frame);
         this.#broker?.end();
+        return;
+      case AUTH:
+        // Re-authentication could make the broker see another identity than the one the gateway set.
+        if (this.#mqtt.username !== "keep") {
+          this.close(V5.protocolError, "AUTH is not relayed: the gateway authenticates the device");
+          return;
+        }
+        this.#forward(frame);
         return;
       default:
         this.#forward(frame);
@@ -230,8 +249,13 @@ export class MqttSession {
     packet.clientId = deviceId;
     if (username !== "keep") {
       packet.username = deviceId;
-      // A password goes with the username the client chose, never with the one the gateway set.
+      // A password (or MQTT 5 enhanced authentication) goes with the username the client chose, never with
+      // the one the gateway set.
       delete packet.password;
+      if (packet.properties) {
+        delete packet.properties.authenticationMethod;
+        delete packet.properties.authenticationData;
+      }
     }
     // MQTT's keep-alive times 1.5 (§3.1.2.10), or the listener's idle timeout when the client sets none.
     const keepalive = packet.keepalive ?? 0;
@@ -269,6 +293,7 @@ export class MqttSession {
           return;
         }
         this.#phase = "bridged";
+        clearTimeout(this.#connectDeadline);
         this.#framer.maxBytes = this.#mqtt.maxPacketBytes;
         this.#deps.authenticated(this.state);
         broker.write(connect);
@@ -298,15 +323,21 @@ export class MqttSession {
   #publish(packet: mqtt.IPublishPacket, frame: Frame): void {
     let topic = packet.topic;
     const alias = packet.properties?.topicAlias;
-    if (alias !== undefined) {
-      if (topic !== "") this.#aliases.set(alias, topic);
-      else topic = this.#aliases.get(alias) ?? "";
-    }
+    if (alias !== undefined && topic === "") topic = this.#aliases.get(alias) ?? "";
     if (topic === "") {
       this.close(V5.protocolError, "a topic alias that was never set");
       return;
     }
     if (this.#acl?.mayPublish(topic)) {
+      // Only what reaches the broker sets an alias: a refused PUBLISH leaves no trace, and the broker's own
+      // Topic Alias Maximum (it disconnects beyond it) bounds the map; MAX_ALIASES bounds it regardless.
+      if (alias !== undefined && packet.topic !== "") {
+        if (!this.#aliases.has(alias) && this.#aliases.size >= MAX_ALIASES) {
+          this.close(V5.protocolError, "too many topic aliases");
+          return;
+        }
+        this.#aliases.set(alias, topic);
+      }
       this.#forward(frame);
       return;
     }
@@ -347,13 +378,21 @@ export class MqttSession {
   #forward(frame: Frame): void {
     const broker = this.#broker;
     if (!broker || broker.destroyed) return;
-    if (!broker.write(frame.bytes)) {
+    if (!broker.write(frame.bytes) && !this.#pausedFor.has("broker")) {
       // Backpressure: read no more from the device until the broker has taken what it was sent.
-      this.socket.pause();
-      broker.once("drain", () => {
-        if (this.#phase === "bridged") this.socket.resume();
-      });
+      this.#pause("broker");
+      broker.once("drain", () => this.#resume("broker"));
     }
+  }
+
+  #pause(why: "verdict" | "broker"): void {
+    this.#pausedFor.add(why);
+    this.socket.pause();
+  }
+
+  #resume(why: "verdict" | "broker"): void {
+    this.#pausedFor.delete(why);
+    if (this.#pausedFor.size === 0 && !this.#isClosed()) this.socket.resume();
   }
 
   /** Read through a method: the phase changes in callbacks, which TypeScript's narrowing does not see. */
