@@ -96,6 +96,8 @@ export interface DecisionContext {
   readonly enforce?: "enforce" | "report-only";
   /** The leaf the client presented, for denials (an allow carries its own identity). */
   readonly leaf?: { readonly fingerprint: string; readonly subject: string };
+  /** The device a denial concerns, when it was known before the denial (an MQTT topic refused). */
+  readonly deviceId?: string;
   readonly now: Date;
 }
 
@@ -125,6 +127,7 @@ export function toDecisionRecord(decision: DecisionOutcome, context: DecisionCon
   }
   base.reason = decision.reason;
   base.detail = decision.detail;
+  if (context.deviceId !== undefined) base.deviceId = context.deviceId;
   if (context.leaf !== undefined) {
     base.fingerprint = context.leaf.fingerprint;
     base.subject = context.leaf.subject;

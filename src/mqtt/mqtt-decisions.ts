@@ -47,7 +47,12 @@ export function mqttSessionDeps(runtime: () => AuthorizeDeps): Omit<MqttSessionD
         deps,
         state,
         { allow: false, reason, detail },
-        { listener: listener.name, route: mqttRoute(listener), now: new Date() },
+        {
+          listener: listener.name,
+          route: mqttRoute(listener),
+          ...(state.deviceId !== undefined ? { deviceId: state.deviceId } : {}),
+          now: new Date(),
+        },
       );
       deps.denials.log(state.source, "request denied", { ...record, peer: state.peer, protocol: "mqtt" });
     },
