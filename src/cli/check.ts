@@ -44,6 +44,7 @@ function summary(config: CompiledConfig) {
       name: l.name,
       address: l.host,
       port: l.port,
+      protocol: l.protocol,
       clientAuth: l.clientAuth,
     })),
     trustStores: config.trustStores.map((s) => s.name),
@@ -98,7 +99,9 @@ export async function runCheck(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify({ ok: true, file: config.file, ...s })}\n`);
     return 0;
   }
-  const listeners = s.listeners.map((l) => `${l.name} ${l.address}:${l.port} (${l.clientAuth})`).join(", ");
+  const listeners = s.listeners
+    .map((l) => `${l.name} ${l.address}:${l.port} (${l.protocol === "mqtt" ? "mqtt, " : ""}${l.clientAuth})`)
+    .join(", ");
   process.stdout.write(
     [
       `${config.file}: ok`,
