@@ -9,6 +9,7 @@ import { ConnectionSlots } from "../tls/connection-slots.ts";
 import { attachConnectionState, type ConnectionState, noteAnswer } from "../tls/connection-state.ts";
 import type { ListenerHooks } from "../tls/listener.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "../tls/secure-contexts.ts";
+import { applyListenerUpdate, listenOn } from "../tls/tls-server.ts";
 import { V5 } from "./answers.ts";
 import { MqttSession, type MqttSessionDeps } from "./mqtt-session.ts";
 
@@ -67,14 +68,7 @@ export class MqttListenerServer {
   prepareUpdate(listener: CompiledListener): () => void {
     const sni = buildSniSelector(listener);
     return () => {
-      const trustChanged =
-        listener.clientAuth !== this.#listener.clientAuth ||
-        listener.trustStores.map((s) => s.pem).join() !== this.#listener.trustStores.map((s) => s.pem).join();
-      this.#server.setSecureContext(sni.defaultOptions);
-      if (trustChanged) this.#server.setTicketKeys(sni.ticketKeys);
-      const flags = this.#server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
-      flags.requestCert = listener.clientAuth !== "off";
-      flags.rejectUnauthorized = listener.clientAuth === "handshake" && listener.sendCaNames;
+      applyListenerUpdate(this.#server, this.#listener, listener, sni);
       this.#sni = sni;
       this.#listener = listener;
     };
@@ -120,13 +114,7 @@ export class MqttListenerServer {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.#listener.port, this.#listener.host, () => {
-        this.#server.off("error", reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#server, this.#listener);
   }
 
   *connections(): Generator<ConnectionState> {

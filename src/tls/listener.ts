@@ -15,6 +15,7 @@ import { capturePeerChainEarly } from "./connection-identity.ts";
 import { ConnectionSlots, type Slot, type SlotLimit } from "./connection-slots.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
+import { applyListenerUpdate, listenOn } from "./tls-server.ts";
 
 export type GatewayRequest = IncomingMessage | Http2ServerRequest;
 export type GatewayResponse = ServerResponse | Http2ServerResponse;
@@ -171,15 +172,7 @@ export class ListenerServer {
   }
 
   #commit(listener: CompiledListener, sni: SniSelector): void {
-    const trustChanged =
-      listener.clientAuth !== this.#listener.clientAuth ||
-      listener.trustStores.map((s) => s.pem).join() !== this.#listener.trustStores.map((s) => s.pem).join();
-    this.#server.setSecureContext(sni.defaultOptions);
-    if (trustChanged) this.#server.setTicketKeys(sni.ticketKeys);
-    // Server-level in Node (not per context); new connections honour the changed values.
-    const flags = this.#server as unknown as { requestCert: boolean; rejectUnauthorized: boolean };
-    flags.requestCert = listener.clientAuth !== "off";
-    flags.rejectUnauthorized = listener.clientAuth === "handshake" && listener.sendCaNames;
+    applyListenerUpdate(this.#server, this.#listener, listener, sni);
     this.#sni = sni;
     this.#listener = listener;
   }
@@ -272,13 +265,7 @@ export class ListenerServer {
   }
 
   listen(): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.#listener.port, this.#listener.host, () => {
-        this.#server.off("error", reject);
-        resolve(this.#server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.#server, this.#listener);
   }
 
   /** The state of every open connection (admitted ones: each has one). */
