@@ -1,7 +1,7 @@
 // `portcullis demo`: creates (or reuses) the demo PKI and config, starts the echo upstream and the
 // gateway, and prints the curl commands that replay the seed proof of concept.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { pino } from "pino";
@@ -11,6 +11,9 @@ import type { ClientAuthMode } from "../config/schema.ts";
 import {
   DEMO_ENROLL_DEVICE,
   DEMO_ENROLL_PROFILE,
+  DEMO_MQTT_BROKER,
+  DEMO_MQTT_LISTENER,
+  DEMO_MQTT_PORT,
   demoConfigYaml,
   demoHasEnrollment,
 } from "../demo/demo-config.ts";
@@ -33,13 +36,23 @@ const HOST = "mtls.auth.local.com";
 /** The built-in echo upstream's preferred port, when neither --echo-port nor an earlier run chose one. */
 export const DEMO_ECHO_PORT = 8445;
 
+interface PreviousConfig {
+  services?: { name?: string; targets?: string[] }[];
+  listeners?: { name?: string; port?: unknown }[];
+}
+
+function previousConfig(dir: string): PreviousConfig | undefined {
+  try {
+    return parse(readFileSync(join(dir, "portcullis.yaml"), "utf8")) as PreviousConfig;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The echo port an earlier demo wrote into this directory's config, so that a new run keeps the config. */
 function previousEchoPort(dir: string): number | undefined {
   try {
-    const config = parse(readFileSync(join(dir, "portcullis.yaml"), "utf8")) as {
-      services?: { name?: string; targets?: string[] }[];
-    };
-    const target = config.services?.find((s) => s.name === "echo")?.targets?.[0];
+    const target = previousConfig(dir)?.services?.find((s) => s.name === "echo")?.targets?.[0];
     if (target === undefined) return undefined;
     const url = new URL(target);
     return url.hostname === "127.0.0.1" && url.port !== "" ? Number(url.port) : undefined;
@@ -58,6 +71,61 @@ async function chooseEchoPort(dir: string, flag: string | undefined): Promise<nu
   const previous = previousEchoPort(dir);
   if (previous !== undefined) return previous;
   return (await portFree("127.0.0.1", DEMO_ECHO_PORT)) ? DEMO_ECHO_PORT : 0;
+}
+
+/** The MQTT listener's port an earlier demo wrote into this directory's config. */
+function previousMqttPort(dir: string): number | undefined {
+  const port = previousConfig(dir)?.listeners?.find((l) => l.name === DEMO_MQTT_LISTENER)?.port;
+  return typeof port === "number" && Number.isSafeInteger(port) && port > 0 && port <= 65535
+    ? port
+    : undefined;
+}
+
+/**
+ * The MQTT listener's port: --mqtt-port; else the one this directory's config names; else 8883, or another
+ * free port when 8883 is taken (another demo in another directory). A port chosen here is held (`reserved`)
+ * until the gateway binds it, so that two demos starting together do not both pick it.
+ */
+async function chooseMqttPort(
+  dir: string,
+  flag: string | undefined,
+  others: readonly number[],
+): Promise<{ port: number; reserved?: Server }> {
+  if (flag !== undefined) return { port: portArg("mqtt-port", flag) };
+  const previous = previousMqttPort(dir);
+  if (previous !== undefined) return { port: previous };
+  const preferred = others.includes(DEMO_MQTT_PORT) ? undefined : await reserve(DEMO_MQTT_PORT);
+  const reserved = preferred ?? (await reserve(0));
+  if (!reserved) throw new Error("demo: found no free port for the MQTT listener");
+  return { port: (reserved.address() as AddressInfo).port, reserved };
+}
+
+/** A server bound to `port` on 127.0.0.1 (0: any free port), or undefined when the port is taken. */
+function reserve(port: number): Promise<Server | undefined> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once("error", () => done(undefined));
+    server.listen({ host: "127.0.0.1", port, exclusive: true }, () => done(server));
+  });
+}
+
+function release(server: Server | undefined): Promise<void> {
+  return new Promise((done) => (server?.listening ? server.close(() => done()) : done()));
+}
+
+/** Whether something accepts TCP connections at the broker's address (within a second). */
+function brokerAnswers(broker: string): Promise<boolean> {
+  const url = new URL(broker);
+  return new Promise((done) => {
+    const socket = connect({ host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 1883) });
+    const finish = (ok: boolean) => {
+      socket.destroy();
+      done(ok);
+    };
+    socket.setTimeout(1000, () => finish(false));
+    socket.once("connect", () => finish(true));
+    socket.once("error", () => finish(false));
+  });
 }
 
 /** In the demo directory while a demo runs there: its process id. */
@@ -94,7 +162,7 @@ function portFree(host: string, port: number): Promise<boolean> {
  */
 async function checkDemoCanStart(
   dir: string,
-  ports: readonly { what: string; flag: string; port: number }[],
+  ports: readonly { what: string; flag: string; port: number; checked?: boolean }[],
 ): Promise<void> {
   const pid = runningDemo(dir);
   if (pid !== undefined) {
@@ -102,7 +170,16 @@ async function checkDemoCanStart(
       `demo: a demo is already running in ${dir} (pid ${pid}); stop it (Ctrl-C) first, or use another --dir and other ports`,
     );
   }
-  for (const { what, flag, port } of ports) {
+  const seen = new Map<number, string>();
+  for (const { flag, port } of ports) {
+    const other = seen.get(port);
+    if (port !== 0 && other !== undefined) {
+      throw new UsageError(`demo: --${other} and --${flag} are both ${port}; give each its own port`);
+    }
+    seen.set(port, flag);
+  }
+  for (const { what, flag, port, checked } of ports) {
+    if (checked) continue;
     if (!(await portFree("127.0.0.1", port))) {
       throw new UsageError(
         `demo: port ${port} (${what}) on 127.0.0.1 is already in use; stop what uses it or pass another --${flag}`,
@@ -167,6 +244,8 @@ export async function runDemo(argv: string[]): Promise<number> {
       dir: { type: "string", default: ".portcullis-demo" },
       upstream: { type: "string" },
       "echo-port": { type: "string" },
+      "mqtt-port": { type: "string" },
+      "mqtt-broker": { type: "string", default: DEMO_MQTT_BROKER },
       store: { type: "string", default: "sqlite:portcullis.db" },
       workers: { type: "string" },
     },
@@ -183,19 +262,59 @@ export async function runDemo(argv: string[]): Promise<number> {
       `demo: --upstream must be a URL such as http://127.0.0.1:3000, got "${values.upstream}"`,
     );
   }
+  const mqttBroker = values["mqtt-broker"];
+  if (!/^mqtt:\/\/[^/]+\/?$/.test(mqttBroker) || !URL.canParse(mqttBroker)) {
+    throw new UsageError(
+      `demo: --mqtt-broker must be a URL such as ${DEMO_MQTT_BROKER}, got "${mqttBroker}"`,
+    );
+  }
   const signal = shutdownSignal();
   if (!/^(sqlite:.+|postgres(ql)?:\/\/.+)$/.test(values.store)) {
     throw new UsageError(`demo: --store must be sqlite:PATH or postgres://…, got "${values.store}"`);
   }
   const dir = resolve(values.dir);
   const echoPort = await chooseEchoPort(dir, values["echo-port"]);
-  await checkDemoCanStart(dir, [
-    { what: "gateway listener demo", flag: "port", port },
-    { what: "admin listener", flag: "admin-port", port: adminPort },
-    ...(values.upstream === undefined
-      ? [{ what: "built-in echo upstream", flag: "echo-port", port: echoPort }]
-      : []),
-  ]);
+  const mqtt = await chooseMqttPort(dir, values["mqtt-port"], [port, adminPort, echoPort]);
+  const mqttPort = mqtt.port;
+  try {
+    await checkDemoCanStart(dir, [
+      { what: "gateway listener demo", flag: "port", port },
+      { what: "admin listener", flag: "admin-port", port: adminPort },
+      ...(values.upstream === undefined
+        ? [{ what: "built-in echo upstream", flag: "echo-port", port: echoPort }]
+        : []),
+      { what: "MQTT listener mqtt", flag: "mqtt-port", port: mqttPort, checked: !!mqtt.reserved },
+    ]);
+  } catch (err) {
+    await release(mqtt.reserved);
+    throw err;
+  }
+  try {
+    return await runDemoIn(
+      dir,
+      { mode, port, adminPort, echoPort, mqttPort, mqttBroker, values, signal },
+      mqtt.reserved,
+    );
+  } finally {
+    await release(mqtt.reserved);
+  }
+}
+
+async function runDemoIn(
+  dir: string,
+  o: {
+    mode: ClientAuthMode;
+    port: number;
+    adminPort: number;
+    echoPort: number;
+    mqttPort: number;
+    mqttBroker: string;
+    values: { upstream?: string; store: string; workers?: string };
+    signal: ReturnType<typeof shutdownSignal>;
+  },
+  reserved: Server | undefined,
+): Promise<number> {
+  const { mode, port, adminPort, echoPort, mqttPort, mqttBroker, values, signal } = o;
   const pki = await ensureDemoPki(dir);
   const pidFile = join(dir, PID_FILE);
   writeFileSync(pidFile, `${process.pid}\n`);
@@ -209,13 +328,32 @@ export async function runDemo(argv: string[]): Promise<number> {
   const echo = values.upstream === undefined ? await startEchoUpstream(echoPort) : undefined;
   const upstream = values.upstream ?? echo?.url ?? "";
   const configFile = join(dir, "portcullis.yaml");
-  writeIfChanged(configFile, demoConfigYaml({ mode, port, adminPort, upstream, store: values.store }));
+  writeIfChanged(
+    configFile,
+    demoConfigYaml({ mode, port, adminPort, upstream, mqttPort, mqttBroker, store: values.store }),
+  );
   const config = await loadConfig(configFile);
   const workers = parseWorkers(values.workers);
-  const show = (listenPort: number, listenAdmin: number) =>
+  const brokerUp = await brokerAnswers(mqttBroker);
+  const show = (listenPort: number, listenAdmin: number, listenMqtt: number) =>
     console.log(
-      banner({ dir, mode, port: listenPort, adminPort: listenAdmin, upstream, echo: !!echo, workers }),
+      banner({
+        dir,
+        mode,
+        port: listenPort,
+        adminPort: listenAdmin,
+        upstream,
+        echo: !!echo,
+        workers,
+        mqttPort: listenMqtt,
+        mqttBroker,
+        brokerUp,
+      }),
     );
+  const mqttPortOf = (listeners: readonly { name: string; port: number }[]) =>
+    listeners.find((l) => l.name === DEMO_MQTT_LISTENER)?.port ?? mqttPort;
+  // The gateway binds the MQTT port next: let go of it.
+  await release(reserved);
   if (workers > 1) {
     const store = openDeviceStore(config.store.url);
     try {
@@ -227,7 +365,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     }
     const code = await runWorkers(workers, ["start", "--config", configFile], {
       config,
-      onListening: (m) => show(m.listeners[0]?.port ?? port, m.adminPort ?? adminPort),
+      onListening: (m) =>
+        show(m.listeners[0]?.port ?? port, m.adminPort ?? adminPort, mqttPortOf(m.listeners)),
       env: { [LOG_FD_ENV]: "2" },
     });
     await echo?.close();
@@ -253,7 +392,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   }
   gateway.watchConfig();
   process.on("SIGHUP", () => void gateway.reload());
-  show(gateway.listeners[0]?.port ?? port, gateway.adminPort ?? adminPort);
+  show(gateway.listeners[0]?.port ?? port, gateway.adminPort ?? adminPort, mqttPortOf(gateway.listeners));
   await stopOnSignal(gateway, signal, async () => {
     await echo?.close();
   });
@@ -275,6 +414,23 @@ function enrollBlock(mode: string, port: number, curl: (cert: string, path: stri
   ];
 }
 
+/** The banner's MQTT lines: device-001 publishes under its own topics; a device not in the registry is refused. */
+function mqttBlock(o: { mqttPort: number; mqttBroker: string; brokerUp: boolean }): string[] {
+  const pub = (cert: string, topic: string, extra = "") =>
+    `mosquitto_pub -h localhost -p ${o.mqttPort} --cafile ca.crt --cert ${cert}.crt --key ${cert}.key ${extra}-t ${topic} -m 21.5 -q 1`;
+  const id = "device-001";
+  return [
+    o.brokerUp
+      ? `# MQTT (through the broker at ${o.mqttBroker}): ${id} publishes under devices/${id}/ (silent, exit 0; -d shows the PUBACK)`
+      : `# MQTT needs a broker at ${o.mqttBroker}, and none answers yet (until one does: "Connection Refused: broker unavailable"): start Mosquitto there, or pass --mqtt-broker URL. Then ${id} publishes under devices/${id}/ (silent, exit 0)`,
+    `  ${pub("device", `devices/${id}/temperature`)}`,
+    "# a trusted certificate of a device not in the registry: Connection error: Connection Refused: not authorised.",
+    `  ${pub("unregistered-device", "devices/unregistered-device/temperature")}`,
+    "# another device's topic (MQTT 5): Warning: Publish 1 failed: Not authorized. (reason topic_not_allowed)",
+    `  ${pub("device", "devices/device-002/temperature", "-V mqttv5 ")}`,
+  ];
+}
+
 function banner(o: {
   dir: string;
   mode: string;
@@ -283,6 +439,9 @@ function banner(o: {
   upstream: string;
   echo: boolean;
   workers: number;
+  mqttPort: number;
+  mqttBroker: string;
+  brokerUp: boolean;
 }) {
   const rel = relative(process.cwd(), o.dir) || ".";
   const curl = (cert: string, path: string, extra = "") =>
@@ -299,6 +458,7 @@ function banner(o: {
   return [
     `Portcullis demo — clientAuth ${o.mode}`,
     `  gateway   https://${HOST}:${o.port}  (also https://localhost:${o.port}, https://127.0.0.1:${o.port})`,
+    `  mqtt      mqtts://localhost:${o.mqttPort}  (bridged to ${o.mqttBroker}${o.brokerUp ? "" : ", which does not answer yet"})`,
     `  admin     http://127.0.0.1:${o.adminPort}  (bearer token in admin.token)`,
     `  upstream  ${o.upstream}${o.echo ? "  (built-in echo)" : ""}`,
     `  files     ${o.dir}`,
@@ -316,6 +476,7 @@ function banner(o: {
     "# SNI names one host, the Host header another: 421 Misdirected Request",
     `  ${curl("device", "/echo", "-H 'Host: localhost' ")}`,
     ...enrollBlock(o.mode, o.port, curl),
+    ...mqttBlock(o),
     "# the admin API",
     `  curl -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:${o.adminPort}/status`,
     "",

@@ -10,7 +10,8 @@ export const USAGE = `Usage: portcullis <command> [options]
 
 Commands:
   demo [--mode application|handshake] [--port 8443] [--admin-port 8444] [--dir .portcullis-demo]
-       [--upstream URL] [--echo-port N] [--store sqlite:PATH|postgres://…] [--workers N]
+       [--upstream URL] [--echo-port N] [--mqtt-port 8883] [--mqtt-broker URL]
+       [--store sqlite:PATH|postgres://…] [--workers N]
         create (or reuse) a demo PKI and config, start an echo upstream and the gateway
   start --config FILE [--workers N]
                           run a gateway from a YAML config (N processes sharing its ports)
@@ -38,11 +39,13 @@ Commands:
 `;
 
 const DEMO_USAGE = `Usage: portcullis demo [--mode application|handshake] [--port 8443] [--admin-port 8444]
-                       [--dir .portcullis-demo] [--upstream URL] [--echo-port N] [--store URL] [--workers N]
+                       [--dir .portcullis-demo] [--upstream URL] [--echo-port N] [--mqtt-port 8883]
+                       [--mqtt-broker URL] [--store URL] [--workers N]
 
-Creates (or reuses) a demo PKI and config in --dir, starts a built-in echo upstream and the gateway,
-registers the device device-001, and prints curl commands to try. Ctrl-C stops it. It refuses to start,
-before writing anything, when a demo already runs in --dir or one of its ports is taken.
+Creates (or reuses) a demo PKI and config in --dir, starts a built-in echo upstream and the gateway
+(HTTPS, and MQTT over TLS bridged to an MQTT broker), registers the device device-001, and prints curl
+and mosquitto_pub commands to try. Ctrl-C stops it. It refuses to start, before writing anything, when a
+demo already runs in --dir or one of its ports is taken.
 
   --mode MODE        application (default): a bad certificate gets an HTTP 401 with a reason;
                      handshake: it fails the TLS handshake
@@ -52,6 +55,10 @@ before writing anything, when a demo already runs in --dir or one of its ports i
   --upstream URL     route to this HTTP service instead of the built-in echo
   --echo-port N      the built-in echo upstream's port (default: the one the directory's config names,
                      else 8445, else any free port; 0 for any free port)
+  --mqtt-port N      the MQTT listener's port (default: the one the directory's config names, else 8883,
+                     else any free port; 0 for any free port)
+  --mqtt-broker URL  the MQTT broker the MQTT listener bridges to, e.g. Mosquitto (default
+                     mqtt://127.0.0.1:1883; the demo does not start one)
   --store URL        device registry: sqlite:PATH (relative to --dir; default sqlite:portcullis.db)
                      or postgres://… (several demo gateways sharing one registry)
   --workers N        N gateway processes sharing the ports (node:cluster, 1 to 64; default 1)

@@ -11,6 +11,9 @@ export interface DemoConfigOptions {
   readonly port: number;
   readonly adminPort: number;
   readonly upstream: string;
+  /** The MQTT listener's port (default 8883), and the broker it bridges to (default mqtt://127.0.0.1:1883). */
+  readonly mqttPort?: number;
+  readonly mqttBroker?: string;
   /** `sqlite:PATH` (relative to the demo directory) or `postgres://…`. */
   readonly store: string;
 }
@@ -18,6 +21,13 @@ export interface DemoConfigOptions {
 /** The demo's enrollment profile, and the device its one-time token is for. */
 export const DEMO_ENROLL_PROFILE = "devices";
 export const DEMO_ENROLL_DEVICE = "device-002";
+
+/** The demo's MQTT listener, and its preferred port when neither --mqtt-port nor an earlier run chose one. */
+export const DEMO_MQTT_LISTENER = "mqtt";
+export const DEMO_MQTT_PORT = 8883;
+export const DEMO_MQTT_BROKER = "mqtt://127.0.0.1:1883";
+/** Each device publishes and subscribes under its own topic tree. */
+export const DEMO_MQTT_TOPICS = "devices/{deviceId}/#";
 
 /** Enrollment needs a listener a device without a certificate can reach: not in handshake mode. */
 export function demoHasEnrollment(mode: ClientAuthMode): boolean {
@@ -35,6 +45,23 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         clientAuth: options.mode,
         certificates: [{ cert: "server.crt", key: "server.key" }],
         trustStores: ["devices"],
+      },
+      {
+        // MQTT over TLS with the same certificate and client-auth mode, bridged to a broker (Mosquitto):
+        // a registered device connects as itself (client id and username set to its id) and may publish
+        // and subscribe under devices/<its id>/ only.
+        name: DEMO_MQTT_LISTENER,
+        protocol: "mqtt",
+        host: "127.0.0.1",
+        port: options.mqttPort ?? DEMO_MQTT_PORT,
+        clientAuth: options.mode,
+        certificates: [{ cert: "server.crt", key: "server.key" }],
+        trustStores: ["devices"],
+        mqtt: {
+          broker: options.mqttBroker ?? DEMO_MQTT_BROKER,
+          auth: { trustStores: ["devices"], registry: "required" },
+          topics: { publish: [DEMO_MQTT_TOPICS], subscribe: [DEMO_MQTT_TOPICS] },
+        },
       },
     ],
     trustStores: [
@@ -102,6 +129,7 @@ export function demoConfigYaml(options: DemoConfigOptions): string {
     "# Portcullis demo configuration, written by `portcullis demo` (rewritten when its options change).",
     `# The echo service is the demo's built-in upstream; to run this file with \`portcullis start\`,`,
     `# start one first with \`portcullis echo --port ${new URL(options.upstream).port}\` or change its target.`,
+    `# The mqtt listener bridges to the MQTT broker at ${options.mqttBroker ?? DEMO_MQTT_BROKER} (e.g. Mosquitto), which must be running.`,
     stringify(demoConfig(options)),
   ].join("\n");
 }

@@ -1,12 +1,14 @@
 // The demo and CLI contracts of DESIGN.md: the pinned runtime, the admin listener behind its token,
 // --upstream, and a demo directory that is reused as it is.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import mqtt from "mqtt";
+import { parse } from "yaml";
 import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, ROOT, runCli, startDemo, tempDir } from "../helpers/gateway-process.ts";
 
@@ -110,7 +112,7 @@ describe("the built-in echo port without --echo-port", () => {
     const a = tempDir();
     const b = tempDir();
     const echoPortOf = (dir: string) =>
-      /127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, "portcullis.yaml"), "utf8"))?.[1];
+      /http:\/\/127\.0\.0\.1:(\d+)/.exec(readFileSync(join(dir, "portcullis.yaml"), "utf8"))?.[1];
     let first: GatewayProcess | undefined;
     let second: GatewayProcess | undefined;
     try {
@@ -124,6 +126,15 @@ describe("the built-in echo port without --echo-port", () => {
         assert.equal(r.status, 200, r.body);
       }
       assert.notEqual(echoPortOf(a.dir), echoPortOf(b.dir), "each demo has its own echo port");
+      // Without --mqtt-port too: 8883 for the first (when free), another port for the second, each in its
+      // config and its banner.
+      const mqttPorts = [first, second].map((gw, i) => {
+        const port = mqttListenerOf(i === 0 ? a.dir : b.dir)?.port;
+        assert.ok(typeof port === "number" && port > 0, String(port));
+        assert.ok(gw.output().includes(`mqtts://localhost:${port}`), gw.output());
+        return port;
+      });
+      assert.notEqual(mqttPorts[0], mqttPorts[1], "each demo has its own MQTT port");
       const before = readFileSync(join(b.dir, "portcullis.yaml"), "utf8");
       assert.equal(await second.stop(), 0);
       second = await startDemo(b.dir, [], { defaultEchoPort: true });
@@ -148,8 +159,11 @@ describe("a second `portcullis demo` against a running one", () => {
     // Fixed ports, free when picked: a parallel test may bind one first (the demo then names it and
     // exits before writing anything), so pick again.
     for (let attempt = 1; ; attempt++) {
-      const [port, admin, echo] = await freePorts(3);
-      args = ["--port", String(port), "--admin-port", String(admin), "--echo-port", String(echo)];
+      const [port, admin, echo, mqtt] = await freePorts(4);
+      args = [
+        ...["--port", String(port), "--admin-port", String(admin)],
+        ...["--echo-port", String(echo), "--mqtt-port", String(mqtt)],
+      ];
       try {
         gw = await startDemo(tmp.dir, args);
         break;
@@ -181,6 +195,24 @@ describe("a second `portcullis demo` against a running one", () => {
       assert.equal(second.code, 2, second.stderr);
       assert.match(second.stderr, new RegExp(`port ${gw.ports.demo} \\(gateway listener demo\\)`));
       assert.equal(existsSync(join(other.dir, "portcullis.yaml")), false);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  test("in another directory, a taken --mqtt-port is named before anything is written", async () => {
+    const other = tempDir();
+    try {
+      const mqttPort = args[args.indexOf("--mqtt-port") + 1];
+      const [port, admin, echo] = await freePorts(3);
+      const second = await runCli([
+        ...["demo", "--dir", other.dir, "--port", String(port), "--admin-port", String(admin)],
+        ...["--echo-port", String(echo), "--mqtt-port", String(mqttPort)],
+      ]);
+      assert.equal(second.code, 2, second.stderr);
+      assert.match(second.stderr, new RegExp(`port ${mqttPort} \\(MQTT listener mqtt\\).*--mqtt-port`));
+      assert.equal(existsSync(join(other.dir, "portcullis.yaml")), false);
+      assert.equal(existsSync(join(other.dir, "ca.crt")), false);
     } finally {
       other.cleanup();
     }
@@ -279,4 +311,165 @@ describe("the demo in handshake mode", () => {
       tmp.cleanup();
     }
   });
+});
+
+/** The demo config's MQTT listener. */
+function mqttListenerOf(dir: string): Record<string, unknown> | undefined {
+  const config = parse(readFileSync(join(dir, "portcullis.yaml"), "utf8")) as {
+    listeners: Record<string, unknown>[];
+  };
+  return config.listeners.find((l) => l.name === "mqtt");
+}
+
+/** Whether the shared Mosquitto broker (and its command-line clients) are here to try the banner's commands. */
+async function mosquittoHere(): Promise<boolean> {
+  const clients = ["/usr/bin/mosquitto_pub", "/usr/bin/mosquitto_sub"].every((p) => existsSync(p));
+  if (!clients) return false;
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port: 1883 });
+    socket.setTimeout(1000, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/** Runs one of the banner's shell commands in the demo directory. */
+function sh(command: string, cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("sh", ["-c", command], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      stderr += c.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe("the demo's MQTT listener", () => {
+  const tmp = tempDir();
+  let gw: GatewayProcess;
+  let mqttPort = 0;
+  /** The banner's mosquitto_pub commands, in order: device-001, unregistered-device, another device's topic. */
+  let commands: string[] = [];
+
+  before(async () => {
+    for (let attempt = 1; ; attempt++) {
+      [mqttPort] = (await freePorts(1)) as [number];
+      try {
+        gw = await startDemo(tmp.dir, ["--mqtt-port", String(mqttPort)]);
+        break;
+      } catch (err) {
+        if (attempt >= 5 || !/port \d+ \(/.test(String(err))) throw err;
+      }
+    }
+    commands = gw
+      .output()
+      .split("\n")
+      .filter((l) => l.startsWith("  mosquitto_pub "))
+      .map((l) => l.trim());
+  });
+  after(async () => {
+    await gw.stop();
+    tmp.cleanup();
+  });
+
+  test("the config has an mqtt listener on --mqtt-port, like the demo listener, bridged to the broker", () => {
+    const demo = (
+      parse(readFileSync(join(tmp.dir, "portcullis.yaml"), "utf8")) as {
+        listeners: Record<string, unknown>[];
+      }
+    ).listeners[0];
+    assert.deepEqual(mqttListenerOf(tmp.dir), {
+      name: "mqtt",
+      protocol: "mqtt",
+      host: "127.0.0.1",
+      port: mqttPort,
+      clientAuth: demo?.clientAuth,
+      certificates: demo?.certificates,
+      trustStores: ["devices"],
+      mqtt: {
+        broker: "mqtt://127.0.0.1:1883",
+        auth: { trustStores: ["devices"], registry: "required" },
+        topics: { publish: ["devices/{deviceId}/#"], subscribe: ["devices/{deviceId}/#"] },
+      },
+    });
+  });
+
+  test("the banner prints mosquitto_pub for device-001 and two denials", () => {
+    const out = gw.output();
+    assert.ok(
+      out.includes(`  mqtt      mqtts://localhost:${mqttPort}  (bridged to mqtt://127.0.0.1:1883`),
+      out,
+    );
+    const common = `mosquitto_pub -h localhost -p ${mqttPort} --cafile ca.crt`;
+    assert.deepEqual(commands, [
+      `${common} --cert device.crt --key device.key -t devices/device-001/temperature -m 21.5 -q 1`,
+      `${common} --cert unregistered-device.crt --key unregistered-device.key -t devices/unregistered-device/temperature -m 21.5 -q 1`,
+      `${common} --cert device.crt --key device.key -V mqttv5 -t devices/device-002/temperature -m 21.5 -q 1`,
+    ]);
+    assert.match(
+      out,
+      /# a trusted certificate of a device not in the registry: Connection error: Connection Refused: not authorised\./,
+    );
+  });
+
+  test("the printed commands work against the demo and the broker", async (t) => {
+    if (!(await mosquittoHere())) {
+      t.skip("no Mosquitto broker on 127.0.0.1:1883 or no mosquitto clients");
+      return;
+    }
+    // A subscriber at the broker (MQTT.js) sees device-001's message, with a payload of this run's own.
+    const payload = `demo-${process.pid}-${Date.now()}`;
+    const sub = await mqtt.connectAsync("mqtt://127.0.0.1:1883", { reconnectPeriod: 0 });
+    try {
+      const arrived = new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("the broker never got the message")), 10_000);
+        sub.on("message", (topic, message) => {
+          if (message.toString() !== payload) return;
+          clearTimeout(timer);
+          resolve(topic);
+        });
+      });
+      await sub.subscribeAsync("devices/device-001/temperature", { qos: 1 });
+      const [ok, unregistered, otherTopic] = commands as [string, string, string];
+      const published = await sh(ok.replace("-m 21.5", `-m ${payload}`), tmp.dir);
+      assert.equal(published.code, 0, published.stderr);
+      assert.equal(await arrived, "devices/device-001/temperature");
+
+      const refused = await sh(unregistered, tmp.dir);
+      assert.equal(refused.code, 5, refused.stderr);
+      assert.match(refused.stderr, /Connection error: Connection Refused: not authorised\./);
+
+      const denied = await sh(otherTopic, tmp.dir);
+      assert.match(denied.stderr, /Warning: Publish 1 failed: Not authorized\./);
+    } finally {
+      await sub.endAsync();
+    }
+  });
+});
+
+test("the demo refuses an --mqtt-broker that is not mqtt://host:port", async () => {
+  const tmp = tempDir();
+  try {
+    const r = await runCli(["demo", "--dir", tmp.dir, "--mqtt-broker", "http://127.0.0.1:1883"]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--mqtt-broker must be a URL such as mqtt:\/\/127\.0\.0\.1:1883/);
+    assert.equal(existsSync(join(tmp.dir, "portcullis.yaml")), false);
+  } finally {
+    tmp.cleanup();
+  }
 });
