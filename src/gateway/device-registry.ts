@@ -211,6 +211,19 @@ export class DeviceRegistry implements RegistryGate {
     );
     if (closed > 0)
       this.#options.logger.info({ deviceId: id, closed }, "closed connections of an unbound certificate");
+    const groups = [...device.groups].sort().join("\n");
+    const regrouped = this.#options.closeConnections(
+      (state) =>
+        state.deviceId === id &&
+        state.grantedGroups !== undefined &&
+        [...state.grantedGroups].sort().join("\n") !== groups,
+    );
+    if (regrouped > 0) {
+      this.#options.logger.info(
+        { deviceId: id, closed: regrouped },
+        "closed connections whose device groups changed",
+      );
+    }
   }
 
   #close(id: string, why: string): void {

@@ -240,11 +240,22 @@ export class MqttSession {
       this.#refuseConnect("notAuthorized", "client_id_not_allowed");
       return;
     }
-    this.#acl = new TopicAcl(this.#mqtt.topics, { deviceId, groups: identity.groups ?? [] });
+    const groups = identity.groups ?? [];
+    this.#acl = new TopicAcl(this.#mqtt.topics, { deviceId, groups });
+    // The allow-list holds these groups: the registry closes the session when they change.
+    if (this.#mqtt.policy.registry !== undefined && this.#mqtt.policy.registry !== "off")
+      this.state.grantedGroups = groups;
     if (packet.will && !this.#acl.mayPublish(packet.will.topic)) {
       this.#refuse("topic_not_allowed", `will message to "${packet.will.topic}"`);
       this.#refuseConnect("notAuthorized", "topic_not_allowed");
       return;
+    }
+    // MQTT 5: the broker sends nothing larger than the listener's limit (3.1.1 has no such property: the
+    // broker's packets are framed and the session closed on one that is over it).
+    if (this.#version === 5) {
+      const asked = packet.properties?.maximumPacketSize;
+      const max = Math.min(asked ?? this.#mqtt.maxPacketBytes, this.#mqtt.maxPacketBytes);
+      packet.properties = { ...packet.properties, maximumPacketSize: max };
     }
     packet.clientId = deviceId;
     if (username !== "keep") {
@@ -297,11 +308,39 @@ export class MqttSession {
         this.#framer.maxBytes = this.#mqtt.maxPacketBytes;
         this.#deps.authenticated(this.state);
         broker.write(connect);
-        broker.pipe(this.socket);
+        this.#relayBroker(broker);
         broker.on("close", () => this.close());
         this.socket.setTimeout(idleMs);
         resolve();
       });
+    });
+  }
+
+  /**
+   * The broker's packets to the device, as the broker sent them, each within maxPacketBytes; the broker is
+   * paused while the device does not take them.
+   */
+  #relayBroker(broker: Socket): void {
+    const framer = new Framer(this.#mqtt.maxPacketBytes);
+    broker.on("data", (chunk: Buffer) => {
+      let frames: Frame[];
+      try {
+        frames = framer.push(chunk);
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err;
+        this.#deps.logger.info(
+          { listener: this.#listener.name, err: err.message },
+          "mqtt broker packet refused",
+        );
+        this.close(err.tooLarge ? V5.packetTooLarge : V5.malformed, `from the broker: ${err.message}`);
+        return;
+      }
+      let open = true;
+      for (const frame of frames) open = this.socket.write(frame.bytes);
+      if (!open) {
+        broker.pause();
+        this.socket.once("drain", () => broker.resume());
+      }
     });
   }
 

@@ -63,6 +63,11 @@ export interface ConnectionState {
   readonly source: string;
   /** The registry device this connection authenticated as, so its connections can be closed at once. */
   deviceId?: string;
+  /**
+   * The device groups this connection's rights were fixed with when it was opened (an MQTT session's topic
+   * allow-list): a change of the device's groups closes it, as HTTP requests are judged with the new groups.
+   */
+  grantedGroups?: readonly string[];
   /** The last identity merged with its registry device (authorize.ts), reused while neither changes. */
   withDevice?: {
     readonly base: DeviceIdentity;
