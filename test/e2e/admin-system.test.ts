@@ -40,7 +40,7 @@ describe("admin API: status, metrics, decisions", () => {
     assert.match(r.text, /# TYPE portcullis_decisions_total counter/);
     assert.match(
       r.text,
-      /portcullis_decisions_total\{result="deny",reason="unknown_device",route="\(none\)",enforced="true"\} 1/,
+      /portcullis_decisions_total\{result="deny",reason="unknown_device",route="\(none\)",enforced="true",protocol="http"\} 1/,
     );
   });
 
