@@ -16,8 +16,13 @@ export class Problems {
   readonly list: ConfigProblem[] = [];
   readonly files = new Set<string>();
   add(path: FieldPath, message: string): void {
+    // A service's problem is found once per route using it: reported once.
+    const key = JSON.stringify([path, message]);
+    if (this.#seen.has(key)) return;
+    this.#seen.add(key);
     this.list.push({ path, message });
   }
+  readonly #seen = new Set<string>();
 }
 
 export function uniqueNames(items: readonly { name: string }[], section: string, problems: Problems): void {

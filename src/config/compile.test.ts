@@ -335,6 +335,58 @@ describe("config compiler", () => {
     );
   });
 
+  test("plugins: a route's own replace its service's, configs are checked by each plugin's schema", async () => {
+    const config = base();
+    const [service] = config.services;
+    assert.ok(service);
+    service.plugins = [{ name: "request-size-limit", config: { maxBytes: 100 } }];
+    const [echo, publicEcho] = config.routes;
+    assert.ok(echo && publicEcho);
+    echo.plugins = [{ name: "request-size-limit", config: { maxBytes: 5, requireContentLength: false } }];
+    const compiled = await compile(config);
+    const own = compiled.routes.find("localhost", "GET", "/echo")?.route.plugins;
+    assert.deepEqual(
+      own?.map((p) => [p.scope, p.config]),
+      [["route:echo", { maxBytes: 5, requireContentLength: false }]],
+    );
+    const inherited = compiled.routes.find("localhost", "GET", "/public/echo")?.route.plugins;
+    assert.deepEqual(
+      inherited?.map((p) => [p.scope, p.config]),
+      [["service:echo", { maxBytes: 100, requireContentLength: true }]],
+    );
+    // Both routes share the service's one compiled plugin (one state, one limit).
+    const again = await compile(config);
+    assert.equal(again.routes.find("localhost", "GET", "/public/echo")?.route.plugins?.length, 1);
+
+    const unknown = base();
+    if (unknown.routes[0]) unknown.routes[0].plugins = [{ name: "request-size-limt", config: {} }];
+    assert.match(
+      await problems(unknown),
+      /routes\[0\]\.plugins\[0\]\.name: unknown plugin "request-size-limt" \(did you mean "request-size-limit"\?\)/,
+    );
+    const bad = base();
+    if (bad.services[0])
+      bad.services[0].plugins = [{ name: "request-size-limit", config: { maxBytes: -1, extra: 1 } }];
+    const message = await problems(bad);
+    assert.match(message, /services\[0\]\.plugins\[0\]\.config\.maxBytes: /);
+    assert.match(message, /services\[0\]\.plugins\[0\]\.config: .*extra/);
+    assert.equal(
+      message.split("services[0].plugins[0].config.maxBytes").length - 1,
+      1,
+      "reported once, not per route",
+    );
+    const twice = base();
+    if (twice.routes[0])
+      twice.routes[0].plugins = [
+        { name: "request-size-limit", config: { maxBytes: 1 } },
+        { name: "request-size-limit", config: { maxBytes: 2 } },
+      ];
+    assert.match(
+      await problems(twice),
+      /routes\[0\]\.plugins\[1\]\.name: plugin "request-size-limit" is configured twice here/,
+    );
+  });
+
   test("stripHeaders, trustedProxies and allowAmbiguousPaths: defaults, overrides, and errors by field", async () => {
     const defaults = await compile(base());
     assert.equal(defaults.stripHeaders.matches("x-original-url"), true);

@@ -17,7 +17,9 @@ import { type CompileContext, Problems, readText, uniqueNames } from "./compile-
 import { compileEnrollment, enrollmentStores } from "./compile-enrollment.ts";
 import { compileMqtt } from "./compile-mqtt.ts";
 import { compileRevocation, compileServerCertificate, storeUrl } from "./compile-parts.ts";
+import { compilePlugins, routePlugins } from "./compile-plugins.ts";
 import { compileAuthPolicy } from "./compile-policy.ts";
+import { compileRouteTimeouts, compileServices } from "./compile-services.ts";
 import type { CompiledAdmin, CompiledConfig, CompiledListener, ServerCertificate } from "./compiled.ts";
 import { ConfigError, type FieldPath } from "./errors.ts";
 import type { Config } from "./schema.ts";
@@ -86,6 +88,13 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
   };
 
   const serviceNames = new Set(config.services.map((s) => s.name));
+  // Compiled once per service: its routes share each plugin (one rate limit for the service, not one per route).
+  const servicePlugins = new Map(
+    config.services.map((s, i) => [
+      s.name,
+      compilePlugins(s.plugins, ["services", i], `service:${s.name}`, problems),
+    ]),
+  );
   const routeSpecs: RouteSpec[] = [];
   const referencedStores: TrustStore[] = [];
   config.routes.forEach((route, i) => {
@@ -125,11 +134,16 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
       if (host === undefined) problems.add([...at, "hosts", j], `not a valid host name: "${raw}"`);
       return host ?? "";
     });
+    const plugins = routePlugins(
+      servicePlugins.get(route.service),
+      compilePlugins(route.plugins, at, `route:${route.name}`, problems),
+    );
     const compiled: CompiledRoute = Object.freeze({
       name: route.name,
       service: route.service,
       policy,
       allowAmbiguousPaths: route.allowAmbiguousPaths,
+      ...(plugins.length > 0 ? { plugins } : {}),
     });
     routeSpecs.push({ route: compiled, hosts, paths: route.paths, methods: route.methods });
   });
@@ -188,6 +202,9 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         limits: spec.limits,
         diagnosticsPath: spec.diagnostics?.path,
         trustedProxies: new TrustedProxies(spec.trustedProxies),
+        ...(spec.proxyProtocol
+          ? { proxyProtocol: { trustedSources: new TrustedProxies(spec.proxyProtocol.trustedSources) } }
+          : {}),
       }),
     );
   });
@@ -233,6 +250,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     }
   }
 
+  const services = compileServices(config, ctx, problems);
   let routes: RouteTable | undefined;
   if (problems.list.length === 0) {
     try {
@@ -251,14 +269,8 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
     listeners,
     trustStores: [...trustStores.values()],
     chainLimits: Object.freeze({ ...config.chainLimits }),
-    services: config.services.map((s) => ({
-      name: s.name,
-      targets: s.targets.map((t) => new URL(t)),
-      connectTimeoutMs: s.connectTimeout,
-      readTimeoutMs: s.readTimeout,
-      retries: s.retries,
-      preserveHost: s.preserveHost,
-    })),
+    services,
+    routeTimeouts: compileRouteTimeouts(config),
     routes,
     enrollment,
     identityHeaders: config.identityHeaders,

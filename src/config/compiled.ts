@@ -55,6 +55,8 @@ export interface CompiledListener {
   readonly diagnosticsPath: string | undefined;
   /** Peers whose X-Forwarded-For and Via are extended rather than replaced; absent means none. */
   readonly trustedProxies?: TrustedProxies;
+  /** PROXY protocol before TLS, from these sources only; absent means off. */
+  readonly proxyProtocol?: { readonly trustedSources: TrustedProxies };
 }
 
 export interface CompiledConfig {
@@ -67,6 +69,8 @@ export interface CompiledConfig {
   /** What a client may present and what one uncached decision may cost. */
   readonly chainLimits: ChainLimits;
   readonly services: readonly UpstreamOptions[];
+  /** Routes with a `timeout` of their own: milliseconds by route name (in place of the service's readTimeout). */
+  readonly routeTimeouts: ReadonlyMap<string, number>;
   readonly routes: RouteTable;
   /** EST enrollment (`/.well-known/est/`); undefined when off. */
   readonly enrollment: CompiledEnrollment | undefined;

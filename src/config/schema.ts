@@ -153,6 +153,25 @@ const listener = z.strictObject({
   diagnostics: z
     .strictObject({ path: z.string().regex(/^\/[^?#\s]*$/, "expected a path starting with '/'") })
     .optional(),
+  /**
+   * PROXY protocol (v1 or v2) before the TLS handshake: every connection must come from one of trustedSources (the
+   * load balancers: addresses or CIDR ranges) and start with a header, whose source address is then the client's.
+   * Absent means off.
+   */
+  proxyProtocol: z
+    .strictObject({
+      trustedSources: z
+        .array(
+          z
+            .string()
+            .refine(
+              (text) => parseCidr(text) !== undefined,
+              "expected an IPv4 or IPv6 address or CIDR range, such as 10.0.0.0/8 or fd00::/8",
+            ),
+        )
+        .min(1, "name the load balancers that send the PROXY header"),
+    })
+    .optional(),
 });
 
 const revocation = z.strictObject({
@@ -266,15 +285,75 @@ const target = z.string().superRefine((value, ctx) => {
   if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
 });
 
+/** A plugin on a route or a service: its name and its config (checked against the plugin's own schema). */
+const pluginSpec = z.strictObject({
+  name: z.string().min(1).max(64),
+  config: z.record(z.string(), z.unknown()).default({}),
+});
+const plugins = z.array(pluginSpec).max(32).default([]);
+
+/** A service's active health checks: a GET of `path` on each target every `interval`. */
+const healthCheck = z.strictObject({
+  path: z.string().regex(/^\/[^#\s]*$/, "expected a path starting with '/'"),
+  interval: duration.pipe(z.number().min(100, "at least 100ms")).default(10_000),
+  /** Limit for one check's answer. */
+  timeout: duration.pipe(z.number().min(1, "at least 1ms")).default(2_000),
+  /** Good checks in a row that bring an unhealthy target back. */
+  healthyThreshold: z.number().int().min(1).max(100).default(2),
+  /** Failed checks in a row (an unexpected status, no answer, a timeout) that take a target out. */
+  unhealthyThreshold: z.number().int().min(1).max(100).default(3),
+  /** Statuses that count as healthy; absent means any 2xx or 3xx. */
+  expectStatus: z.array(z.number().int().min(100).max(599)).min(1).optional(),
+});
+
+/** TLS to `https://` targets: verification (on) against `ca` or the system roots, and the gateway's certificate. */
+const serviceTls = z
+  .strictObject({
+    /** CA certificates (PEM files) the targets' certificates must chain to; absent means the system roots. */
+    ca: files.optional(),
+    /** The gateway's client certificate (PEM, leaf then chain) for targets that require one, with `key`. */
+    cert: file.optional(),
+    key: file.optional(),
+    /** Name sent as SNI and verified in the targets' certificates; absent means each target's host. */
+    serverName: z.string().min(1).optional(),
+    /** Verify the targets' certificates; false only for tests and trusted networks. */
+    verify: z.boolean().default(true),
+  })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: "`cert` and `key` go together: give both or neither",
+  });
+
 const service = z.strictObject({
   name,
   targets: z.array(target).min(1),
   connectTimeout: duration.default(5_000),
   readTimeout: duration.default(60_000),
-  /** Extra attempts on another target after a connect failure (requests without a body only). */
+  /**
+   * Extra attempts on another target: after a connect failure (requests without a body), and after a 502 or 503
+   * answer for GET, HEAD, OPTIONS, PUT and DELETE requests without a body.
+   */
   retries: z.number().int().min(0).max(5).default(1),
+  /** Retries as a fraction of the service's requests over the last 10 s (0 to 1); absent means no budget. */
+  retryBudget: z.number().min(0).max(1).optional(),
   /** Send the client's Host to the upstream instead of the target's. */
   preserveHost: z.boolean().default(false),
+  /** How each request's target is picked; consistent-hash keys on the device id (else the client address). */
+  balancing: z.enum(["round-robin", "least-connections", "consistent-hash"]).default("round-robin"),
+  /** Active health checks; absent means none. */
+  healthCheck: healthCheck.optional(),
+  /** Passive outlier detection: eject a target after failures in a row; absent means none. */
+  outlierDetection: z
+    .strictObject({
+      /** 5xx answers or connect failures in a row that eject a target. */
+      consecutiveFailures: z.number().int().min(1).max(1000).default(5),
+      /** How long an ejected target gets no requests. */
+      ejectionTime: duration.default(30_000),
+    })
+    .optional(),
+  /** TLS to `https://` targets. */
+  tls: serviceTls.optional(),
+  /** Plugins of every route to this service (a route's own plugin of the same name replaces it). */
+  plugins,
 });
 
 /** A value matcher: an exact string, a glob (`*` any run, `?` one character), or an anchored regex. */
@@ -350,6 +429,10 @@ const route = z.strictObject({
    * without a certificate could reach it); true accepts it, served to any client that passes the handshake.
    */
   publicBehindHandshake: z.boolean().default(false),
+  /** Limit for the upstream's response headers, then between body chunks, in place of its service's readTimeout. */
+  timeout: duration.pipe(z.number().min(1, "at least 1ms")).optional(),
+  /** Plugins of this route, after routing and authentication (see docs/configuration.md#plugins). */
+  plugins,
 });
 
 const identityHeaders = z.strictObject({
@@ -538,4 +621,5 @@ export type RevocationConfig = z.output<typeof revocation>;
 export type StoreConfig = z.output<typeof store>;
 export type EnrollmentProfileConfig = z.output<typeof enrollmentProfile>;
 export type MqttOptionsConfig = z.output<typeof mqttOptions>;
+export type PluginSpecConfig = z.output<typeof pluginSpec>;
 export type ChainLimitsConfig = z.output<typeof chainLimits>;

@@ -37,6 +37,8 @@ export interface AccessEntry {
   readonly bytes: number | string | undefined;
   readonly startedAt: number;
   readonly requestNumber: number;
+  /** The request's W3C trace id (trace-context.ts): the one sent upstream; absent when no route matched. */
+  readonly traceId?: string;
 }
 
 /** Writes one access log line (a single pino call). */
@@ -60,6 +62,7 @@ export function logAccess(logger: Logger, e: AccessEntry): void {
       bytes: e.bytes === undefined ? undefined : Number(e.bytes),
       latencyMs: Math.round((performance.now() - e.startedAt) * 10) / 10,
       requestId: requestId(e.requestNumber),
+      traceId: e.traceId,
     },
     "request",
   );

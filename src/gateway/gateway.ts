@@ -13,6 +13,8 @@ import { CrlPublisher, writeMissingCrls } from "../enrollment/crl-publisher.ts";
 import { EstService } from "../enrollment/est-service.ts";
 import { mqttSessionDeps } from "../mqtt/mqtt-decisions.ts";
 import { MqttListenerServer } from "../mqtt/mqtt-listener.ts";
+import { type PluginHealth, pluginHealth } from "../plugins/rate-limit/health.ts";
+import { RoutePlugins } from "../plugins/route-plugins.ts";
 import { Upstream } from "../proxy/upstream.ts";
 import type { RegistryStore } from "../registry/enrollment-types.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
@@ -21,6 +23,7 @@ import { RevocationService } from "../revocation/revocation-service.ts";
 import { PresentedChains } from "../tls/connection-identity.ts";
 import { type ConnectionLimit, ListenerServer } from "../tls/listener.ts";
 import { reasonForHandshakeError } from "../tls/openssl-reasons.ts";
+import type { ProxyProtocolDetails, ProxyProtocolResult } from "../tls/proxy-protocol.ts";
 import { SESSION_TIMEOUT_S } from "../tls/secure-contexts.ts";
 import { SessionNames } from "../tls/session-names.ts";
 import { admitConnection } from "./admission.ts";
@@ -94,7 +97,9 @@ async function buildRuntime(
 ): Promise<Runtime> {
   const est = opened ? opened.est : await openEnrollment(config);
   const revocation = opened ? opened.revocation : await openRevocation(config, o.logger);
-  const upstreams = new Map(config.services.map((s) => [s.name, new Upstream(s)]));
+  const upstreams = new Map(
+    config.services.map((s) => [s.name, new Upstream(s, { logger: o.logger, metrics: o.metrics })]),
+  );
   const authenticator = new Authenticator(config.trustStores, {
     revocation,
     limits: config.chainLimits,
@@ -110,6 +115,7 @@ async function buildRuntime(
     registry: o.registry,
     config,
     upstreams,
+    plugins: new RoutePlugins(o.metrics, o.logger),
     authenticator,
     revocation,
     est:
@@ -137,6 +143,7 @@ async function retire(runtime: Runtime, graceMs: number): Promise<void> {
   await runtime.revocation?.close();
   if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
   await Promise.all([...runtime.upstreams.values()].map((u) => u.close()));
+  await runtime.plugins.close();
 }
 
 /**
@@ -298,6 +305,21 @@ export class Gateway implements Observability {
           peer,
         });
       },
+      proxyProtocol: (
+        current: CompiledListener,
+        result: ProxyProtocolResult,
+        details: ProxyProtocolDetails,
+      ) => {
+        this.metrics.proxyProtocol.inc({ listener: current.name, result });
+        if (result === "accepted") return;
+        this.denials.log(addressSource(details.peer), "connection refused", {
+          listener: current.name,
+          reason:
+            result === "untrusted_source" ? "proxy_protocol_untrusted_source" : "proxy_protocol_malformed",
+          detail: details.detail,
+          peer: details.peer,
+        });
+      },
     };
     for (const listener of config.listeners) {
       const server =
@@ -447,7 +469,14 @@ export class Gateway implements Observability {
         port: l.port,
         clientAuth: l.clientAuth,
       })),
+      ...this.#pluginStatus(),
     };
+  }
+
+  /** Plugins with a health of their own (a rate limit's Redis), once their route has been used. */
+  #pluginStatus(): { plugins?: PluginHealth[] } {
+    const plugins = pluginHealth(this.metrics);
+    return plugins.length > 0 ? { plugins } : {};
   }
 
   /** Stops accepting, finishes in-flight requests for up to `graceMs`, then closes everything. */

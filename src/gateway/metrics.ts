@@ -47,10 +47,18 @@ export class GatewayMetrics {
   readonly registryLookups: Counter<"result">;
   readonly chainLimitHits: Counter<"limit">;
   readonly connectionLimitHits: Counter<"listener" | "limit" | "action">;
+  readonly proxyProtocol: Counter<"listener" | "result">;
   readonly logLinesSuppressed: Counter<"event">;
   readonly configReloads: Counter<"result">;
   readonly enrollments: Counter<"profile" | "operation" | "outcome" | "reason">;
   readonly certificatesIssued: Counter<"profile">;
+  readonly rateLimits: Counter<"scope" | "result">;
+  readonly upstreamDuration: Histogram<"service" | "target" | "status">;
+  readonly upstreamHealthy: Gauge<"service" | "target">;
+  readonly upstreamEjections: Counter<"service" | "target">;
+  readonly upstreamRetries: Counter<"service" | "result">;
+  /** Which upstream set each target's health series last: a replaced one removes only its own on close. */
+  readonly #upstreamHealthOwners = new Map<string, { owner: object; service: string; target: string }>();
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
@@ -104,6 +112,12 @@ export class GatewayMetrics {
       labelNames: ["listener", "limit", "action"],
       registers,
     });
+    this.proxyProtocol = new Counter({
+      name: "portcullis_proxy_protocol_total",
+      help: "Connections to a listener with proxyProtocol: accepted, untrusted_source or malformed (both closed).",
+      labelNames: ["listener", "result"],
+      registers,
+    });
     this.logLinesSuppressed = new Counter({
       name: "portcullis_log_lines_suppressed_total",
       help: "Refusal log lines not written because their source used up log.denials.perInterval, by event.",
@@ -128,10 +142,41 @@ export class GatewayMetrics {
       labelNames: ["profile"],
       registers,
     });
+    this.upstreamDuration = new Histogram({
+      name: "portcullis_upstream_duration_seconds",
+      help: "Time from sending a request to a target to the end of its answer, by service, target and status (the target's status, or error or timeout when it gave none).",
+      labelNames: ["service", "target", "status"],
+      buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.upstreamHealthy = new Gauge({
+      name: "portcullis_upstream_target_healthy",
+      help: "1 while a service's target passes its active health checks (always 1 without health checks), else 0.",
+      labelNames: ["service", "target"],
+      registers,
+    });
+    this.upstreamEjections = new Counter({
+      name: "portcullis_upstream_ejections_total",
+      help: "Targets ejected by outlier detection (consecutive failures), by service and target.",
+      labelNames: ["service", "target"],
+      registers,
+    });
+    this.upstreamRetries = new Counter({
+      name: "portcullis_upstream_retries_total",
+      help: "Retries on another target: retried, or budget_exhausted when the retry budget refused one.",
+      labelNames: ["service", "result"],
+      registers,
+    });
     this.registryLookups = new Counter({
       name: "portcullis_registry_lookups_total",
       help: "Device registry lookups on the request path: hit, miss or error.",
       labelNames: ["result"],
+      registers,
+    });
+    this.rateLimits = new Counter({
+      name: "portcullis_rate_limit_total",
+      help: "Requests seen by the rate-limit plugin, by scope (route:<name> or service:<name>) and result: allowed, limited or error (the store failed).",
+      labelNames: ["scope", "result"],
       registers,
     });
   }
@@ -165,6 +210,32 @@ export class GatewayMetrics {
   /** Observes one finished request; `route` undefined when no route matched. */
   observeRequest(route: string | undefined, status: number, seconds: number): void {
     this.requests.observe({ route: route ?? NO_ROUTE, status: statusLabel(status) }, seconds);
+  }
+
+  /** Observes one attempt on an upstream target; `status` is the target's status, or "error" / "timeout". */
+  observeUpstream(service: string, target: string, status: string, seconds: number): void {
+    const label = status === "error" || status === "timeout" ? status : statusLabel(Number(status));
+    this.upstreamDuration.observe({ service, target, status: label }, seconds);
+  }
+
+  /**
+   * Sets a target's health gauge on behalf of `owner` (an upstream). `claim` (a new upstream, as on a reload)
+   * makes it the series' owner; otherwise only the owner's change is shown, not a replaced upstream's.
+   */
+  setUpstreamHealth(owner: object, service: string, target: string, healthy: boolean, claim = false): void {
+    const key = `${service}\u0000${target}`;
+    if (claim) this.#upstreamHealthOwners.set(key, { owner, service, target });
+    else if (this.#upstreamHealthOwners.get(key)?.owner !== owner) return;
+    this.upstreamHealthy.set({ service, target }, healthy ? 1 : 0);
+  }
+
+  /** Removes the health series `owner` still owns (a closed upstream whose targets no newer one took over). */
+  releaseUpstream(owner: object): void {
+    for (const [key, entry] of this.#upstreamHealthOwners) {
+      if (entry.owner !== owner) continue;
+      this.#upstreamHealthOwners.delete(key);
+      this.upstreamHealthy.remove({ service: entry.service, target: entry.target });
+    }
   }
 
   /** Counts a failed handshake; reason undefined when the failure was not about the certificate. */

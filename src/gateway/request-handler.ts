@@ -1,15 +1,22 @@
 // The request path: SNI/Host binding (421) → path normalisation → route → auth policy (401/403) →
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
+
+import type { ServerResponse } from "node:http";
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
 import { EST_PREFIX } from "../enrollment/est-http.ts";
 import type { EstDeps, EstService } from "../enrollment/est-service.ts";
 import type { ReasonCode } from "../identity/reasons.ts";
 import type { DeviceIdentity } from "../identity/types.ts";
+import type { PluginRequest } from "../plugins/plugin.ts";
+import type { RoutePlugins } from "../plugins/route-plugins.ts";
+import { type Combined, responseHeaders, runAccess } from "../plugins/run.ts";
 import { identityHeadersFor } from "../proxy/identity-headers.ts";
+import { nextTraceContext, type TraceContext, traceHeaders } from "../proxy/trace-context.ts";
 import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
 import type { ForwardRequest, Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
 import { ambiguousPathRefusal, normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
+import type { CompiledRoute } from "../routing/route-table.ts";
 import { sniAllowsHost } from "../routing/sni-binding.ts";
 import { type ConnectionState, connectionStateOf, noteAnswer } from "../tls/connection-state.ts";
 import type { GatewayRequest, GatewayResponse } from "../tls/listener.ts";
@@ -17,13 +24,15 @@ import { socketOf } from "../tls/listener.ts";
 import { logAccess, nextRequestNumber, requestId } from "./access-log.ts";
 import { type AuthorizeDeps, authorize, noteDecision, type Verdict } from "./authorize.ts";
 import { diagnosticsReport } from "./diagnostics.ts";
-import { sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
+import { elapsedMs, LATENCY_HEADER, sendDeny, sendJson, UPSTREAM_MESSAGES } from "./respond.ts";
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 export interface RequestHandlerDeps extends AuthorizeDeps {
   readonly config: CompiledConfig;
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** The plugin instances of this config's routes. */
+  readonly plugins: RoutePlugins;
   /** The EST server, when the config enrolls devices. */
   readonly est: { readonly service: EstService; readonly deps: EstDeps } | undefined;
 }
@@ -206,12 +215,24 @@ export function handleRequest(
       bytes: sent?.bytes,
       startedAt,
       requestNumber,
+      traceId: to.trace.traceId,
     });
   });
-  const to: ProxyTarget = { route: route.name, service: route.service, host, target, startedAt };
+  const to: ProxyTarget = {
+    route: route.name,
+    service: route.service,
+    host,
+    target,
+    startedAt,
+    trace: nextTraceContext(req.headers),
+  };
+  const done = (answered: { bytes?: number }, refused?: ReasonCode) => {
+    sent = answered;
+    if (refused !== undefined) reason = refused;
+  };
   if (!route.policy) {
     noteAnswer(state, "passed");
-    sent = proxy(deps, req, res, listener, to, undefined);
+    throughPlugins(deps, req, res, listener, to, route, undefined, done);
     return;
   }
   const verdict = authorize(
@@ -238,7 +259,7 @@ export function handleRequest(
       return;
     }
     deviceId = v.identity?.deviceId;
-    sent = proxy(deps, req, res, listener, to, v.identity);
+    throughPlugins(deps, req, res, listener, to, route, v.identity, done);
   };
   if (verdict instanceof Promise) {
     verdict.then(proceed, (err: unknown) => {
@@ -292,6 +313,70 @@ interface ProxyTarget {
   readonly host: string;
   readonly target: RequestPath;
   readonly startedAt: number;
+  /** W3C trace context for the upstream (trace-context.ts): the client's trace continued, or a new one. */
+  readonly trace: TraceContext;
+}
+
+/**
+ * The route's plugins (access phase), then the upstream with the headers they add; a plugin's refusal is the
+ * gateway's JSON with its reason code. Without plugins, straight to the upstream.
+ */
+function throughPlugins(
+  deps: RequestHandlerDeps,
+  req: GatewayRequest,
+  res: GatewayResponse,
+  listener: CompiledListener,
+  to: ProxyTarget,
+  route: CompiledRoute,
+  identity: DeviceIdentity | undefined,
+  done: (sent: { bytes?: number }, reason?: ReasonCode) => void,
+): void {
+  const plugins = deps.plugins.for(route);
+  if (plugins.length === 0) {
+    done(proxy(deps, req, res, listener, to, identity, undefined));
+    return;
+  }
+  const request: PluginRequest = {
+    req,
+    route: to.route,
+    method: req.method ?? "GET",
+    host: to.host,
+    path: to.target.path,
+    clientAddress: normalizePeerAddress(socketOf(req)?.remoteAddress),
+    identity,
+  };
+  res.once("finish", () => {
+    for (const plugin of plugins) plugin.log?.(request, res.statusCode);
+  });
+  const go = (outcome: Combined) => {
+    if (outcome.kind === "deny") {
+      done(
+        { bytes: sendDeny(res, outcome.reason, to.startedAt, listener.hideReason, outcome.headers) },
+        outcome.reason,
+      );
+      return;
+    }
+    if (outcome.kind === "respond") {
+      (res as ServerResponse).writeHead(outcome.status, {
+        ...outcome.headers,
+        "content-length": "0",
+        [LATENCY_HEADER]: elapsedMs(to.startedAt),
+      });
+      res.end();
+      done({ bytes: 0 });
+      return;
+    }
+    done(proxy(deps, req, res, listener, to, identity, responseHeaders(plugins, request, outcome.headers)));
+  };
+  const outcome = runAccess(plugins, request);
+  if (outcome instanceof Promise) {
+    outcome.then(go, (err: unknown) => {
+      deps.logger.error({ err, route: to.route }, "plugin failure");
+      done({ bytes: sendJson(res, 500, { message: "An unexpected error occurred" }, to.startedAt) });
+    });
+  } else {
+    go(outcome);
+  }
 }
 
 function proxy(
@@ -301,6 +386,7 @@ function proxy(
   listener: CompiledListener,
   to: ProxyTarget,
   identity: DeviceIdentity | undefined,
+  responseHeaders: Readonly<Record<string, string>> | undefined,
 ): { bytes?: number } {
   const upstream = deps.upstreams.get(to.service);
   if (!upstream) {
@@ -315,9 +401,12 @@ function proxy(
     path: to.target.query === "" ? to.target.path : `${to.target.path}?${to.target.query}`,
     host: to.host,
     clientAddress,
+    deviceId: identity?.deviceId,
+    readTimeoutMs: deps.config.routeTimeouts.get(to.route),
     trustedPeer: listener.trustedProxies?.has(clientAddress) ?? false,
     stripHeaders: deps.config.stripHeaders,
-    identityHeaders,
+    identityHeaders: { ...identityHeaders, ...traceHeaders(to.trace) },
+    ...(responseHeaders ? { responseHeaders } : {}),
     startedAt: to.startedAt,
     // The response body bytes, counted only when the access log will write them.
     bytes: deps.config.accessLog ? 0 : undefined,

@@ -49,9 +49,10 @@ export function sendDeny(
   reason: ReasonCode,
   startedAt: number,
   hideReason = false,
+  extraHeaders?: Record<string, string>,
 ): number {
   const { status, message } = REASONS[reason];
-  return sendJson(res, status, hideReason ? { message } : { message, reason }, startedAt);
+  return sendJson(res, status, hideReason ? { message } : { message, reason }, startedAt, extraHeaders);
 }
 
 export const UPSTREAM_MESSAGES = {

@@ -24,6 +24,7 @@ export const REASONS = {
   group_not_allowed: { status: 403, message: "You cannot consume this service" },
   registry_unavailable: { status: 503, message: "The device registry is unavailable" },
   sni_host_mismatch: { status: 421, message: "Misdirected Request" },
+  no_healthy_upstream: { status: 503, message: "Failure to get a peer from the ring-balancer" },
   // Enrollment (EST, RFC 7030): answered as text/plain `<reason>: <detail>`, as EST clients expect.
   no_credentials: { status: 401, message: "No enrollment credentials were sent" },
   token_invalid: { status: 401, message: "The enrollment token was not accepted" },
@@ -38,6 +39,12 @@ export const REASONS = {
   // MQTT: answered as CONNACK "not authorized" (or "identifier rejected"), PUBACK/SUBACK 0x87 or a disconnect.
   topic_not_allowed: { status: 403, message: "You cannot consume this service" },
   client_id_not_allowed: { status: 403, message: "You cannot consume this service" },
+  // Plugins (routes[].plugins, services[].plugins).
+  request_too_large: { status: 413, message: "Request size limit exceeded" },
+  length_required: { status: 411, message: "A valid Content-Length header is required" },
+  rate_limited: { status: 429, message: "API rate limit exceeded" },
+  rate_limit_unavailable: { status: 503, message: "The rate limit store is unavailable" },
+  ip_not_allowed: { status: 403, message: "Your IP address is not allowed" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ReasonCode = keyof typeof REASONS;

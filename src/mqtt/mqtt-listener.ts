@@ -8,6 +8,7 @@ import { capturePeerChainEarly } from "../tls/connection-identity.ts";
 import { ConnectionSlots } from "../tls/connection-slots.ts";
 import { attachConnectionState, type ConnectionState, noteAnswer } from "../tls/connection-state.ts";
 import type { ListenerHooks } from "../tls/listener.ts";
+import { acceptProxyProtocol } from "../tls/proxy-protocol.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "../tls/secure-contexts.ts";
 import { applyListenerUpdate, listenOn } from "../tls/tls-server.ts";
 import { V5 } from "./answers.ts";
@@ -45,6 +46,7 @@ export class MqttListenerServer {
       sessionTimeout: SESSION_TIMEOUT_S,
     });
     this.#server.maxConnections = listener.limits.maxConnections;
+    acceptProxyProtocol(this.#server, () => this.#listener, hooks.proxyProtocol);
     this.#server.on("keylog", (_line: Buffer, socket: TLSSocket) => capturePeerChainEarly(socket));
     this.#server.on("secureConnection", (socket: TLSSocket) => this.#admit(socket));
     this.#server.on("tlsClientError", (err: Error, socket: TLSSocket) =>

@@ -108,11 +108,18 @@ export const FORWARDING_HEADER_PATTERNS: readonly string[] = [
   "x-proxyuser-ip",
 ];
 
+/**
+ * W3C trace context: the gateway writes its own (trace-context.ts), continuing the client's trace when its
+ * traceparent is valid, so the client's copies never go on as they are.
+ */
+export const TRACE_CONTEXT_HEADERS: readonly string[] = ["traceparent", "tracestate"];
+
 /** Every client header the gateway drops by default (stripHeaders adds to it). */
 export const DEFAULT_STRIP_PATTERNS: readonly string[] = [
   ...IDENTITY_HEADER_PATTERNS,
   ...OVERRIDE_HEADER_PATTERNS,
   ...FORWARDING_HEADER_PATTERNS,
+  ...TRACE_CONTEXT_HEADERS,
 ];
 
 /** Lower case, `_` read as `-`: the spelling every comparison here uses. */

@@ -1,6 +1,8 @@
 // The compiled route table: host (exact, one-label wildcard, or any) then method + path through
 // find-my-way. Names arrive normalised; a miss is a miss (404), never a permissive default.
+
 import FindMyWay, { type HTTPMethod } from "find-my-way";
+import type { PluginSpec } from "../config/compile-plugins.ts";
 import type { AuthPolicy } from "../identity/types.ts";
 import { matchesPattern } from "./names.ts";
 
@@ -16,6 +18,8 @@ export interface CompiledRoute {
    * them, as long as every reading stays on this route. Absent means false.
    */
   readonly allowAmbiguousPaths?: boolean;
+  /** The route's plugins (its service's and its own), in priority order; created by the runtime. */
+  readonly plugins?: readonly PluginSpec[];
 }
 
 export interface RouteSpec {

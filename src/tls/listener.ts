@@ -14,6 +14,7 @@ import type { CompiledListener } from "../config/compile.ts";
 import { capturePeerChainEarly } from "./connection-identity.ts";
 import { ConnectionSlots, type Slot, type SlotLimit } from "./connection-slots.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
+import { acceptProxyProtocol, type ProxyProtocolReport } from "./proxy-protocol.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
 import { applyListenerUpdate, listenOn } from "./tls-server.ts";
 
@@ -34,6 +35,8 @@ export interface ListenerHooks {
   ): void;
   /** A handshake that failed (handshake mode: bad or missing certificate). */
   handshakeFailed(error: Error, socket: TLSSocket, listener: CompiledListener): void;
+  /** A connection judged for its PROXY protocol header (listeners with `proxyProtocol`). */
+  proxyProtocol: ProxyProtocolReport;
 }
 
 export type ConnectionLimit = SlotLimit | "maxRefusedRequests";
@@ -125,6 +128,7 @@ export class ListenerServer {
       settings: { maxConcurrentStreams: 128 },
     });
     this.#server.maxConnections = limits.maxConnections;
+    acceptProxyProtocol(this.#server, () => this.#listener, hooks.proxyProtocol);
     this.#server.on("keylog", (_line: Buffer, socket: TLSSocket) => capturePeerChainEarly(socket));
     // Runs before the HTTP layer attaches, so a denied connection never gets an HTTP byte read.
     this.#server.prependListener("secureConnection", (socket: TLSSocket) => this.#admit(socket, hooks));

@@ -110,8 +110,9 @@ export function startGateway(
 }
 
 /**
- * Runs `portcullis demo` in `dir` on free ports (any of --port, --admin-port, --echo-port in `extraArgs`
- * wins; `defaultEchoPort` leaves the echo port to the demo's own choice).
+ * Runs `portcullis demo` in `dir` on free ports (any of --port, --admin-port, --echo-port, --mqtt-port in
+ * `extraArgs` wins; `defaultEchoPort` leaves the echo and MQTT ports to the demo's own choice, which tests
+ * running in parallel would otherwise race for).
  */
 export function startDemo(
   dir: string,
@@ -120,7 +121,7 @@ export function startDemo(
 ): Promise<GatewayProcess> {
   const flags = options.defaultEchoPort
     ? ["--port", "--admin-port"]
-    : ["--port", "--admin-port", "--echo-port"];
+    : ["--port", "--admin-port", "--echo-port", "--mqtt-port"];
   const free = flags.filter((flag) => !extraArgs.includes(flag));
   return spawnGateway(["demo", "--dir", dir, ...free.flatMap((flag) => [flag, "0"]), ...extraArgs], {
     ready: (output) => {
