@@ -11,7 +11,7 @@ import type { PluginRequest } from "../plugins/plugin.ts";
 import type { RoutePlugins } from "../plugins/route-plugins.ts";
 import { type Combined, responseHeaders, runAccess } from "../plugins/run.ts";
 import { identityHeadersFor } from "../proxy/identity-headers.ts";
-import { nextTraceContext, type TraceContext, traceHeaders } from "../proxy/trace-context.ts";
+import { nextTraceContext, type TraceContext } from "../proxy/trace-context.ts";
 import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
 import type { ForwardRequest, Upstream } from "../proxy/upstream.ts";
 import { normalizeName } from "../routing/names.ts";
@@ -405,7 +405,8 @@ function proxy(
     readTimeoutMs: deps.config.routeTimeouts.get(to.route),
     trustedPeer: listener.trustedProxies?.has(clientAddress) ?? false,
     stripHeaders: deps.config.stripHeaders,
-    identityHeaders: { ...identityHeaders, ...traceHeaders(to.trace) },
+    identityHeaders,
+    trace: to.trace,
     ...(responseHeaders ? { responseHeaders } : {}),
     startedAt: to.startedAt,
     // The response body bytes, counted only when the access log will write them.

@@ -148,10 +148,3 @@ export function nextTraceContext(headers: {
     tracestate: parseTracestate(headers.tracestate),
   };
 }
-
-/** The headers to set on the upstream request (the client's own copies are never forwarded: request-headers.ts). */
-export function traceHeaders(trace: TraceContext): Readonly<Record<string, string>> {
-  return trace.tracestate === undefined
-    ? { traceparent: trace.traceparent }
-    : { traceparent: trace.traceparent, tracestate: trace.tracestate };
-}

@@ -92,6 +92,8 @@ export interface ForwardRequest {
   /** Client headers never forwarded (the defaults plus the config's stripHeaders); default the defaults. */
   readonly stripHeaders?: HeaderPatterns;
   readonly identityHeaders: Readonly<Record<string, string>>;
+  /** W3C trace context for the upstream (the client's own traceparent and tracestate are stripped). */
+  readonly trace?: { readonly traceparent: string; readonly tracestate: string | undefined };
   /** Headers the gateway adds to the upstream's answer (plugins: rate-limit state, CORS). */
   readonly responseHeaders?: Readonly<Record<string, string>>;
   /** performance.now() at request start. */
@@ -569,6 +571,11 @@ export class Upstream {
       httpVersion: req.httpVersion,
     });
     for (const name in request.identityHeaders) headers[name] = request.identityHeaders[name] as string;
+    const trace = request.trace;
+    if (trace !== undefined) {
+      headers.traceparent = trace.traceparent;
+      if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate;
+    }
     const withBody = hasRequestBody(req);
     // A streamed body cannot be replayed, so only bodiless requests move on to another target.
     const attempts = withBody ? 1 : 1 + Math.max(0, this.#options.retries);
