@@ -12,29 +12,10 @@ import type { ConfigInput } from "../../src/config/schema.ts";
 import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstream.ts";
 import { type DemoPki, ensureDemoPki } from "../../src/pki/demo-pki.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
+import { lines, waitForLine } from "../helpers/log-lines.ts";
 
 const HOST = "mtls.auth.local.com";
 const SIG = Buffer.from("0d0a0d0a000d0a515549540a", "hex");
-
-type Line = Record<string, unknown>;
-
-function lines(gw: GatewayProcess): Line[] {
-  return gw
-    .output()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Line);
-}
-
-async function waitForLine(gw: GatewayProcess, match: (l: Line) => boolean, what: string): Promise<Line> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = lines(gw).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) assert.fail(`no log line ${what} in:\n${gw.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A v2 PROXY header for a TCP/IPv4 connection from `src`:`sport`. */
 function v2Header(src: [number, number, number, number], sport: number): Buffer {

@@ -12,26 +12,7 @@ import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstre
 import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
 import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, startDemo, startGateway, tempDir } from "../helpers/gateway-process.ts";
-
-type Line = Record<string, unknown>;
-
-function lines(gw: GatewayProcess): Line[] {
-  return gw
-    .output()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Line);
-}
-
-async function waitForLine(gw: GatewayProcess, match: (l: Line) => boolean, what: string): Promise<Line> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = lines(gw).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) assert.fail(`no log line ${what} in:\n${gw.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { lines, waitForLine } from "../helpers/log-lines.ts";
 
 describe("request logs in the demo", () => {
   const tmp = tempDir();

@@ -8,30 +8,11 @@ import { type EchoUpstream, startEchoUpstream } from "../../src/demo/echo-upstre
 import { ensureDemoPki } from "../../src/pki/demo-pki.ts";
 import { curl } from "../helpers/clients.ts";
 import { type GatewayProcess, startGateway, tempDir } from "../helpers/gateway-process.ts";
+import { waitForLine } from "../helpers/log-lines.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN = "00f067aa0ba902b7";
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-type Line = Record<string, unknown>;
-
-function lines(gw: GatewayProcess): Line[] {
-  return gw
-    .output()
-    .split("\n")
-    .filter((l) => l.startsWith("{"))
-    .map((l) => JSON.parse(l) as Line);
-}
-
-async function waitForLine(gw: GatewayProcess, match: (l: Line) => boolean, what: string): Promise<Line> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const found = lines(gw).find(match);
-    if (found) return found;
-    if (Date.now() > deadline) assert.fail(`no log line ${what} in:\n${gw.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("W3C trace context", () => {
   const tmp = tempDir();
