@@ -128,6 +128,21 @@ export interface IssuedCertificateJson {
   readonly revocationReason?: string;
 }
 
+/** A device whose certificate expires soon (GET /fleet/expiring). */
+export interface ExpiringDeviceJson {
+  readonly deviceId: string;
+  readonly notAfter: string;
+  readonly daysLeft: number;
+  readonly source: "seen" | "enrolled";
+  readonly fingerprint: string;
+  readonly serial: string;
+}
+
+export interface ExpiringDevicesJson {
+  readonly within: string;
+  readonly devices: readonly ExpiringDeviceJson[];
+}
+
 export interface IssuedCertificatePageJson {
   readonly certificates: readonly IssuedCertificateJson[];
   readonly next?: string | null;
@@ -256,6 +271,11 @@ export class AdminClient {
 
   revokeEnrollmentToken(id: string): Promise<EnrollmentTokenJson> {
     return this.call("DELETE", `/enrollment-tokens/${encodeURIComponent(id)}`);
+  }
+
+  /** GET /fleet/expiring: devices whose certificate expires within `within` ("30d"), soonest first. */
+  listExpiringDevices(within?: string): Promise<ExpiringDevicesJson> {
+    return this.call("GET", `/fleet/expiring${queryString({ within })}`);
   }
 
   listDeviceCertificates(

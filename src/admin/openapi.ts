@@ -2,6 +2,7 @@
 // (a test holds them to the router's routes); schemas and shared responses are in openapi-schemas.ts.
 import { createRequire } from "node:module";
 import { DEVICE_STATUSES } from "../registry/types.ts";
+import { expiringPaths, expiringSchemas } from "./expiring-route.ts";
 import { NDJSON_TYPES } from "./import.ts";
 import { enrollmentPaths, enrollmentSchemas } from "./openapi-enrollment.ts";
 import { type Json, json, ref, responses, schemas } from "./openapi-schemas.ts";
@@ -250,12 +251,16 @@ export function openApiDocument(served: { readonly enrollment: boolean }): Json 
     },
     servers: [{ url: "/" }],
     security: [{ bearerAuth: [] }],
-    paths: served.enrollment ? { ...paths, ...enrollmentPaths } : paths,
+    paths: served.enrollment
+      ? { ...paths, ...expiringPaths, ...enrollmentPaths }
+      : { ...paths, ...expiringPaths },
     components: {
       securitySchemes: {
         bearerAuth: { type: "http", scheme: "bearer", description: "The admin token (admin.tokenFile)" },
       },
-      schemas: served.enrollment ? { ...schemas, ...enrollmentSchemas } : schemas,
+      schemas: served.enrollment
+        ? { ...schemas, ...expiringSchemas, ...enrollmentSchemas }
+        : { ...schemas, ...expiringSchemas },
       responses,
     },
   };

@@ -1,6 +1,7 @@
 // What the admin listener is given by the gateway: where to listen, the token, and the live parts it
 // exposes (device store, decision log, metrics, status).
 import type { DecisionLog } from "../gateway/decision-log.ts";
+import type { SeenCertificate } from "../gateway/fleet-expiry.ts";
 import type { Logger } from "../gateway/log.ts";
 /** Prometheus text: one gateway's metrics, or (under --workers) every worker's, aggregated by the primary. */
 export interface MetricsSource {
@@ -68,6 +69,8 @@ export interface AdminOptions {
   readonly enrollment?: () => CompiledEnrollment | undefined;
   readonly decisions: DecisionLog;
   readonly metrics: MetricsSource;
+  /** The certificates this node saw devices present (GET /fleet/expiring); none under --workers' primary. */
+  readonly fleet?: { current(now: number): readonly SeenCertificate[] };
   readonly tls?: AdminTls;
   /** Unexpected errors (answered 500) are logged here; requests and tokens never are. */
   readonly logger?: Logger;

@@ -14,6 +14,7 @@ import { bearerTokenMatches } from "./auth.ts";
 import { registerDeviceRoutes } from "./devices-routes.ts";
 import { registerEnrollmentRoutes } from "./enrollment-routes.ts";
 import { HttpError, toHttpError } from "./errors.ts";
+import { registerExpiringRoute } from "./expiring-route.ts";
 import { registerImportRoute } from "./import.ts";
 import type { AdminOptions } from "./options.ts";
 import { AdminRouter } from "./router.ts";
@@ -27,6 +28,7 @@ const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 300_000 };
 export function adminRouter(options: AdminOptions): AdminRouter {
   const router = new AdminRouter();
   registerSystemRoutes(router, options);
+  registerExpiringRoute(router, options); // before /devices/{id}, which it takes precedence over
   registerDeviceRoutes(router, options);
   if (options.enrollmentStore) registerEnrollmentRoutes(router, options.enrollmentStore, options);
   registerImportRoute(router, options);

@@ -1,6 +1,7 @@
 // `portcullis demo`: creates (or reuses) the demo PKI and config, starts the echo upstream and the
 // gateway, and prints the curl commands that replay the seed proof of concept.
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { type AddressInfo, connect, createServer, type Server } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -11,9 +12,12 @@ import type { ClientAuthMode } from "../config/schema.ts";
 import {
   DEMO_ENROLL_DEVICE,
   DEMO_ENROLL_PROFILE,
+  DEMO_LIMITED_PATH,
   DEMO_MQTT_BROKER,
   DEMO_MQTT_LISTENER,
   DEMO_MQTT_PORT,
+  DEMO_RATE_LIMIT,
+  DEMO_WS_PATH,
   demoConfigYaml,
   demoHasEnrollment,
 } from "../demo/demo-config.ts";
@@ -414,6 +418,34 @@ function enrollBlock(mode: string, port: number, curl: (cert: string, path: stri
   ];
 }
 
+/**
+ * How the banner's WebSocket one-liner loads `ws`: by name where Node finds it from the demo directory (the
+ * default one, inside the project), else by the path of the copy Portcullis uses.
+ */
+function wsModule(dir: string): string {
+  try {
+    createRequire(join(dir, "noop.js")).resolve("ws");
+    return "ws";
+  } catch {
+    return createRequire(import.meta.url).resolve("ws");
+  }
+}
+
+/** The banner's WebSocket lines: device-001 opens /ws/echo, gets the echo's greeting, then its message back. */
+function wsBlock(o: { dir: string; port: number; echo: boolean }): string[] {
+  if (!o.echo) return [];
+  const script = [
+    `const fs=require('fs'),W=require('${wsModule(o.dir)}');`,
+    `const ws=new W('wss://localhost:${o.port}${DEMO_WS_PATH}',{ca:fs.readFileSync('ca-chain.crt'),cert:fs.readFileSync('device.crt'),key:fs.readFileSync('device.key')});`,
+    "ws.on('message',m=>{const t=String(m);if(t[0]==='{'){console.log('greeting, x-device-id:',JSON.parse(t).headers['x-device-id']);ws.send('hello')}else{console.log('echo:',t);ws.close()}});",
+    "ws.on('unexpected-response',(q,r)=>{console.log(r.statusCode);r.pipe(process.stdout)})",
+  ].join("");
+  return [
+    `# WebSocket on ${DEMO_WS_PATH} (HTTP/1.1 Upgrade; the echo greets with the headers it got, then echoes): greeting, x-device-id: device-001 / echo: hello`,
+    `  node -e "${script}"`,
+  ];
+}
+
 /** The banner's MQTT lines: device-001 publishes under its own topics; a device not in the registry is refused. */
 function mqttBlock(o: { mqttPort: number; mqttBroker: string; brokerUp: boolean }): string[] {
   const pub = (cert: string, topic: string, extra = "") =>
@@ -475,6 +507,9 @@ function banner(o: {
     ...appOnly,
     "# SNI names one host, the Host header another: 421 Misdirected Request",
     `  ${curl("device", "/echo", "-H 'Host: localhost' ")}`,
+    `# rate limit: ${DEMO_RATE_LIMIT} requests per device and minute on ${DEMO_LIMITED_PATH}; the ${DEMO_RATE_LIMIT + 1}th is 429 rate_limited, with RateLimit and Retry-After`,
+    `  for i in $(seq ${DEMO_RATE_LIMIT + 1}); do ${curl("device", DEMO_LIMITED_PATH, "-s -o /dev/null -D - ")} | grep -iE '^(HTTP|ratelimit|retry-after)'; done`,
+    ...wsBlock(o),
     ...enrollBlock(o.mode, o.port, curl),
     ...mqttBlock(o),
     "# the admin API",

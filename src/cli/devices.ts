@@ -26,6 +26,7 @@ const OPTIONS = {
   id: { type: "string" },
   cert: { type: "string" },
   metadata: { type: "string" },
+  within: { type: "string" },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
@@ -89,6 +90,29 @@ async function list(client: AdminClient, values: Values, out: (s: string) => voi
     out(devices.length === 0 ? "no devices" : deviceRows(devices));
     if (page.next !== null) out(`(more: --after ${page.next}, or --all)`);
   }
+}
+
+async function expiring(client: AdminClient, values: Values, out: (s: string) => void): Promise<void> {
+  const within = values.within ?? "30d";
+  if (!/^\d{1,5}(h|d)$/.test(within)) throw new UsageError(`--within must be a duration such as 7d or 30d`);
+  const answer = await client.listExpiringDevices(within);
+  if (values.json) {
+    out(JSON.stringify(answer));
+    return;
+  }
+  if (answer.devices.length === 0) {
+    out(`no device certificate expires within ${within}`);
+    return;
+  }
+  const rows = answer.devices.map((d) => [
+    d.deviceId,
+    d.notAfter,
+    String(d.daysLeft),
+    d.source,
+    d.serial,
+    `${d.fingerprint.slice(0, 16)}…`,
+  ]);
+  out(table([["DEVICE", "NOT AFTER", "DAYS LEFT", "SOURCE", "SERIAL", "FINGERPRINT"], ...rows]));
 }
 
 async function add(client: AdminClient, values: Values): Promise<DeviceJson> {
@@ -186,19 +210,20 @@ export async function runDevices(argv: string[]): Promise<number> {
     process.stdout.write(DEVICES_USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
-  const known = ["list", "show", "add", "import", "rm", ...Object.keys(STATUS_VERBS)];
+  const known = ["list", "show", "add", "import", "rm", "expiring", ...Object.keys(STATUS_VERBS)];
   if (!known.includes(command))
     throw new UsageError(`unknown devices command "${command}"\n\n${DEVICES_USAGE}`);
   const wantsIds = command === "show" || command === "rm" || command in STATUS_VERBS;
   if (wantsIds && args.length === 0) throw new UsageError(`devices ${command} needs a device id`);
   if (command === "show" && args.length > 1) throw new UsageError("devices show takes one device id");
   if (command === "import" && args.length !== 1) throw new UsageError("devices import needs one FILE.ndjson");
-  if ((command === "list" || command === "add") && args.length > 0) {
+  if ((command === "list" || command === "add" || command === "expiring") && args.length > 0) {
     throw new UsageError(`unexpected argument "${args[0]}"`);
   }
   const client = connect(values);
   try {
     if (command === "list") await list(client, values, out);
+    else if (command === "expiring") await expiring(client, values, out);
     else if (command === "show") {
       const device = await client.getDevice(args[0] ?? "");
       out(values.json ? JSON.stringify(device) : describe(device));

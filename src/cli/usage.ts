@@ -21,7 +21,7 @@ Commands:
                           run the demo's echo upstream on its own
   pki init|issue|revoke|crl ...
                           manage a small PKI (portcullis pki --help)
-  devices list|show|add|import|suspend|activate|revoke|rm ...
+  devices list|show|add|import|expiring|suspend|activate|revoke|rm ...
                           manage registered devices through the admin API (portcullis devices --help)
   tokens create|list|revoke ...
                           manage enrollment tokens through the admin API (portcullis tokens --help)
@@ -115,8 +115,12 @@ export const DEVICES_USAGE = `Usage:
   portcullis devices show ID
   portcullis devices add --id ID [--cert FILE] [--group G]... [--binding KIND:VALUE]... [--status S] [--metadata JSON]
   portcullis devices import FILE.ndjson
+  portcullis devices expiring [--within 30d]
   portcullis devices suspend|activate|revoke ID...
   portcullis devices rm ID...
+
+expiring lists the devices whose certificate expires within the window (default 30d; e.g. 7d, 12h), soonest
+first: those seen on this gateway in the last 24 h and those holding certificates issued through enrollment.
 
 Every command takes:
   --url URL           admin API (env PORTCULLIS_ADMIN_URL; default http://127.0.0.1:8444)

@@ -29,6 +29,15 @@ export const DEMO_MQTT_BROKER = "mqtt://127.0.0.1:1883";
 /** Each device publishes and subscribes under its own topic tree. */
 export const DEMO_MQTT_TOPICS = "devices/{deviceId}/#";
 
+/** The demo's rate-limited route: DEMO_RATE_LIMIT requests per device and minute. */
+export const DEMO_LIMITED_ROUTE = "limited-echo";
+export const DEMO_LIMITED_PATH = "/limited/echo";
+export const DEMO_RATE_LIMIT = 5;
+
+/** The demo's WebSocket route, to the echo service. */
+export const DEMO_WS_ROUTE = "ws-echo";
+export const DEMO_WS_PATH = "/ws/echo";
+
 /** Enrollment needs a listener a device without a certificate can reach: not in handshake mode. */
 export function demoHasEnrollment(mode: ClientAuthMode): boolean {
   return mode !== "handshake";
@@ -96,6 +105,24 @@ export function demoConfig(options: DemoConfigOptions): ConfigInput {
         public: true,
         // In handshake mode only clients with a trusted certificate get this far.
         ...(options.mode === "handshake" ? { publicBehindHandshake: true } : {}),
+      },
+      {
+        name: DEMO_LIMITED_ROUTE,
+        hosts: DEMO_HOSTS,
+        paths: [DEMO_LIMITED_PATH],
+        service: "echo",
+        auth: { trustStores: ["devices"], registry: "required" },
+        // 5 requests per device per minute: the 6th is 429 rate_limited, with RateLimit and Retry-After.
+        plugins: [{ name: "rate-limit", config: { limit: DEMO_RATE_LIMIT, window: "1m", by: "device" } }],
+      },
+      {
+        // WebSocket (HTTP/1.1 Upgrade) to the echo service, which greets with the upgrade's headers and
+        // echoes every message back.
+        name: DEMO_WS_ROUTE,
+        hosts: DEMO_HOSTS,
+        paths: [DEMO_WS_PATH],
+        service: "echo",
+        auth: { trustStores: ["devices"], registry: "required" },
       },
     ],
     // EST (RFC 7030) under /.well-known/est/: a device presents a one-time token (`portcullis demo` makes

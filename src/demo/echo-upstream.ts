@@ -1,8 +1,11 @@
 // The demo's built-in upstream: answers every request with JSON holding the method, the path, every
-// header it received, and the size and SHA-256 of the body it read.
+// header it received, and the size and SHA-256 of the body it read. A WebSocket upgrade is accepted on any
+// path: a first text message (JSON, `type: "greeting"`) holds the path and the headers of the upgrade request
+// (so the device's identity headers show), then every message is echoed back as it came (text or binary).
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { WebSocketServer } from "ws";
 
 export interface EchoUpstream {
   readonly server: Server;
@@ -34,6 +37,15 @@ export function startEchoUpstream(port = 0, host = "127.0.0.1"): Promise<EchoUps
     });
     req.on("error", () => res.destroy());
   });
+  const sockets = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      ws.on("error", () => ws.terminate());
+      ws.send(JSON.stringify({ type: "greeting", path: req.url, headers: req.headers }));
+      ws.on("message", (data, isBinary) => ws.send(data, { binary: isBinary }));
+    });
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -43,6 +55,8 @@ export function startEchoUpstream(port = 0, host = "127.0.0.1"): Promise<EchoUps
         url: `http://${host}:${bound}`,
         close: () =>
           new Promise<void>((done) => {
+            for (const ws of sockets.clients) ws.terminate();
+            sockets.close();
             server.close(() => done());
             server.closeAllConnections();
           }),

@@ -125,7 +125,13 @@ function conclude(
     enforce: policy.enforce,
     now,
   });
-  if (verdict.allow) return verdict;
+  if (verdict.allow) {
+    // The fleet's certificate expiry: one map read per request, a write every few seconds per device.
+    const admitted = verdict.identity;
+    if (admitted?.deviceId !== undefined)
+      deps.metrics.fleet.seen(admitted.deviceId, admitted.leaf, now.getTime());
+    return verdict;
+  }
   deps.denials.log(state.source, reportOnly ? "request would be denied (report-only)" : "request denied", {
     ...record,
     peer: state.peer,

@@ -35,7 +35,7 @@ import { addressSource, DenialLog } from "./denial-log.ts";
 import { DeviceRegistry } from "./device-registry.ts";
 import type { Logger } from "./log.ts";
 import { GatewayMetrics } from "./metrics.ts";
-import { handleRequest, type RequestHandlerDeps } from "./request-handler.ts";
+import { handleRequest, handleUpgrade, type RequestHandlerDeps } from "./request-handler.ts";
 import { adminInPrimary, linkToPrimary } from "./worker-link.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -257,6 +257,7 @@ export class Gateway implements Observability {
     this.#retirer = new BindingRetirer(store, this.logger);
     this.#retirer.start();
     this.#crls = new CrlPublisher(store, this.logger);
+    this.metrics.useEnrollmentStore(store);
     this.#registry = new DeviceRegistry(store, {
       cacheMaxEntries: config.store.cacheMaxEntries,
       cacheTtlMs: config.store.cacheTtl,
@@ -328,6 +329,8 @@ export class Gateway implements Observability {
           : new ListenerServer(listener, {
               ...connectionHooks,
               request: (req, res, current) => handleRequest(this.#runtime, req, res, current),
+              upgrade: (req, socket, head, current, opened) =>
+                handleUpgrade(this.#runtime, req, socket, head, current, opened),
             });
       this.#listeners.push(server);
       const address = await server
@@ -351,6 +354,7 @@ export class Gateway implements Observability {
         enrollment: () => this.config.enrollment,
         decisions: this.decisions,
         metrics: this.metrics,
+        fleet: this.metrics.fleet,
         logger,
         tls: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
       });

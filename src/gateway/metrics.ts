@@ -3,7 +3,9 @@
 // listener and trust store names from config, reason codes, status codes — never a fingerprint or a host.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { isReasonCode } from "../identity/reasons.ts";
+import type { EnrollmentStore } from "../registry/enrollment-types.ts";
 import type { DecisionRecord } from "./decision-log.ts";
+import { DAY_MS, enrolledCertificates, FleetExpiry } from "./fleet-expiry.ts";
 
 /** Label value of a decision or request that no route was matched for (route names cannot contain "("). */
 export const NO_ROUTE = "(none)";
@@ -13,9 +15,31 @@ export const NO_REASON = "none";
 /** Request duration buckets in seconds: 1 ms (a cached local answer) to 10 s (a slow upstream). */
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** Days-left buckets of the fleet's certificates: a day, a week, two weeks, a month … a year. */
+const DAYS_LEFT_BUCKETS = [1, 7, 14, 30, 60, 90, 180, 365];
+/** The `within` windows of portcullis_fleet_certificates_expiring. */
+const EXPIRING_WINDOWS = [
+  ["7d", 7 * DAY_MS],
+  ["30d", 30 * DAY_MS],
+] as const;
+/** How long a count of the enrolled certificates (a scan of the store) serves scrapes. */
+const ENROLLED_REFRESH_MS = 5 * 60_000;
+
+/** How many of these expiry times fall within each of EXPIRING_WINDOWS of `now` (expired ones included). */
+function countExpiring(notAfters: Iterable<number>, now: number): number[] {
+  const out = EXPIRING_WINDOWS.map(() => 0);
+  for (const notAfter of notAfters) {
+    for (const [i, [, ms]] of EXPIRING_WINDOWS.entries())
+      if (notAfter - now <= ms) out[i] = (out[i] ?? 0) + 1;
+  }
+  return out;
+}
+
 export interface GatewayMetricsOptions {
   /** Process metrics (CPU, memory, event loop lag, GC); on by default. */
   readonly defaultMetrics?: boolean;
+  /** The fleet expiry tracker (tests pass a small one); a default one otherwise. */
+  readonly fleet?: FleetExpiry;
 }
 
 /** A reason label: a known reason code, else "other", so a stray string cannot grow the series. */
@@ -57,12 +81,51 @@ export class GatewayMetrics {
   readonly upstreamHealthy: Gauge<"service" | "target">;
   readonly upstreamEjections: Counter<"service" | "target">;
   readonly upstreamRetries: Counter<"service" | "result">;
+  readonly websocketConnections: Gauge<"route">;
+  /** The certificates of the devices seen recently (fed by authorize()), read at scrape time. */
+  readonly fleet: FleetExpiry;
+  readonly fleetDaysLeft: Histogram;
+  readonly fleetExpiring: Gauge<"within" | "source">;
+  #enrollmentStore: Pick<EnrollmentStore, "listIssuedCertificates"> | undefined;
+  #enrolledCounts: { at: number; counts: number[] } | undefined;
   /** Which upstream set each target's health series last: a replaced one removes only its own on close. */
   readonly #upstreamHealthOwners = new Map<string, { owner: object; service: string; target: string }>();
 
   constructor(options: GatewayMetricsOptions = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    const fleet = options.fleet ?? new FleetExpiry();
+    this.fleet = fleet;
+    this.fleetDaysLeft = new Histogram({
+      name: "portcullis_fleet_certificate_days_left",
+      help: "Days left on the certificates of the devices this node admitted in the last 24 h (computed at scrape time).",
+      buckets: DAYS_LEFT_BUCKETS,
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const s of fleet.current(now)) this.observe((s.notAfter - now) / DAY_MS);
+      },
+    });
+    const metrics = this;
+    this.fleetExpiring = new Gauge({
+      name: "portcullis_fleet_certificates_expiring",
+      help: 'Device certificates expiring within 7d or 30d: source="seen" (admitted by this node in the last 24 h) or "enrolled" (issued through enrollment, valid, not revoked, the newest per device).',
+      labelNames: ["within", "source"],
+      registers,
+      async collect() {
+        const now = Date.now();
+        const seen = countExpiring(
+          fleet.current(now).map((s) => s.notAfter),
+          now,
+        );
+        const enrolled = await metrics.#countEnrolled(now);
+        for (const [i, [within]] of EXPIRING_WINDOWS.entries()) {
+          this.set({ within, source: "seen" }, seen[i] ?? 0);
+          if (enrolled) this.set({ within, source: "enrolled" }, enrolled[i] ?? 0);
+        }
+      },
+    });
     this.decisions = new Counter({
       name: "portcullis_decisions_total",
       help: 'Auth decisions by result and reason; enforced="false" counts report-only denials let through; protocol http or mqtt.',
@@ -179,6 +242,37 @@ export class GatewayMetrics {
       labelNames: ["scope", "result"],
       registers,
     });
+    this.websocketConnections = new Gauge({
+      name: "portcullis_websocket_connections",
+      help: "Open WebSocket tunnels (upgraded HTTP/1.1 connections relayed to an upstream), by route.",
+      labelNames: ["route"],
+      registers,
+    });
+  }
+
+  /** Counts the certificates enrollment issued (the store) in portcullis_fleet_certificates_expiring. */
+  useEnrollmentStore(store: Pick<EnrollmentStore, "listIssuedCertificates"> | undefined): void {
+    this.#enrollmentStore = store;
+    this.#enrolledCounts = undefined;
+  }
+
+  /** The enrolled certificates' counts per window, from a scan of the store at most every few minutes. */
+  async #countEnrolled(now: number): Promise<number[] | undefined> {
+    const store = this.#enrollmentStore;
+    if (!store) return undefined;
+    const cached = this.#enrolledCounts;
+    if (cached && now - cached.at < ENROLLED_REFRESH_MS) return cached.counts;
+    try {
+      const best = await enrolledCertificates(store, now);
+      const fresh = countExpiring(
+        [...best.values()].map((c) => c.notAfter.getTime()),
+        now,
+      );
+      this.#enrolledCounts = { at: now, counts: fresh };
+      return fresh;
+    } catch {
+      return cached?.counts; // the store is unreachable: the last count, if any
+    }
   }
 
   get contentType(): string {
@@ -204,7 +298,10 @@ export class GatewayMetrics {
     reason: string | undefined,
   ): void {
     this.enrollments.inc({ profile, operation, outcome, reason: reasonLabel(reason) });
-    if (outcome === "issued") this.certificatesIssued.inc({ profile });
+    if (outcome === "issued") {
+      this.certificatesIssued.inc({ profile });
+      this.#enrolledCounts = undefined; // counted again at the next scrape
+    }
   }
 
   /** Observes one finished request; `route` undefined when no route matched. */

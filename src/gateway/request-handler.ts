@@ -1,7 +1,8 @@
 // The request path: SNI/Host binding (421) → path normalisation → route → auth policy (401/403) →
 // identity headers → upstream. Each step answers with the gateway's own JSON when it stops a request.
 
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import type { CompiledConfig, CompiledListener } from "../config/compile.ts";
 import { EST_PREFIX } from "../enrollment/est-http.ts";
 import type { EstDeps, EstService } from "../enrollment/est-service.ts";
@@ -14,6 +15,7 @@ import { identityHeadersFor } from "../proxy/identity-headers.ts";
 import { nextTraceContext, type TraceContext } from "../proxy/trace-context.ts";
 import { normalizePeerAddress } from "../proxy/trusted-proxies.ts";
 import type { ForwardRequest, Upstream } from "../proxy/upstream.ts";
+import { isWebSocketUpgrade, openTunnel, upgradeOf, upgradeResponse } from "../proxy/websocket.ts";
 import { normalizeName } from "../routing/names.ts";
 import { ambiguousPathRefusal, normalizeRequestPath, type RequestPath } from "../routing/request-path.ts";
 import type { CompiledRoute } from "../routing/route-table.ts";
@@ -271,6 +273,28 @@ export function handleRequest(
   }
 }
 
+/**
+ * An HTTP/1.1 `Upgrade` request (listener.ts), answered on its own socket: a WebSocket upgrade goes through
+ * handleRequest like any request and, once allowed, into a tunnel (websocket.ts); any other upgrade is refused.
+ * Every answer but the tunnel's 101 closes the connection.
+ */
+export function handleUpgrade(
+  deps: RequestHandlerDeps,
+  req: IncomingMessage,
+  socket: TLSSocket,
+  head: Buffer,
+  listener: CompiledListener,
+  opened: () => void,
+): void {
+  const res = upgradeResponse(req, { socket, head, opened });
+  if (!isWebSocketUpgrade(req)) {
+    const detail = "only WebSocket upgrades (GET with Upgrade: websocket) are supported";
+    sendJson(res, 400, { message: UPSTREAM_MESSAGES.badRequest, detail }, performance.now());
+    return;
+  }
+  handleRequest(deps, req, res, listener);
+}
+
 /** `/.well-known/est/…` on a listener that serves enrollment: answered by the EST server, never proxied. */
 function serveEst(
   est: NonNullable<RequestHandlerDeps["est"]>,
@@ -413,7 +437,14 @@ function proxy(
     bytes: deps.config.accessLog ? 0 : undefined,
   };
   try {
-    upstream.forward(forward);
+    const upgrade = upgradeOf(req);
+    if (upgrade)
+      openTunnel(upstream, forward, upgrade, {
+        route: to.route,
+        metrics: deps.metrics,
+        logger: deps.logger,
+      });
+    else upstream.forward(forward);
   } catch (err) {
     deps.logger.error({ err, route: to.route }, "proxy failure");
     return { bytes: sendJson(res, 502, { message: UPSTREAM_MESSAGES.badGateway }, to.startedAt) };

@@ -226,6 +226,11 @@ export interface UpstreamHeaderContext {
   readonly strip?: HeaderPatterns;
   /** HTTP version of the client's request as Node reports it ("1.1", "2.0"), for Via. Default "1.1". */
   readonly httpVersion?: string;
+  /**
+   * A WebSocket tunnel (websocket.ts): the upgrade is asked of the upstream again, as `Upgrade: <this>` with
+   * `Connection: upgrade`; the client's own Connection and Upgrade are dropped as hop-by-hop all the same.
+   */
+  readonly upgrade?: string;
 }
 
 /** The pseudonym the gateway writes in Via (RFC 9110 §7.6.3). */
@@ -284,5 +289,9 @@ export function buildUpstreamHeaders(
   out["x-forwarded-port"] = String(port);
   out.via = priorVia === "" ? via : `${priorVia}, ${via}`;
   if (context.preserveHost) out.host = authority;
+  if (context.upgrade !== undefined) {
+    out.connection = "upgrade";
+    out.upgrade = context.upgrade;
+  }
   return out;
 }

@@ -102,6 +102,17 @@ export interface ForwardRequest {
   bytes?: number;
 }
 
+/** A target picked for a WebSocket tunnel (Upstream.tunnelTarget). */
+export interface TunnelTarget {
+  readonly url: URL;
+  readonly connectTimeoutMs: number;
+  /** Limit for the target's answer to the upgrade request, once connected. */
+  readonly readTimeoutMs: number;
+  readonly preserveHost: boolean;
+  readonly tls: UpstreamTlsOptions;
+  outcome(status: number | undefined): void;
+}
+
 /** Failures where the upstream never saw the request, so another target may safely get it. */
 const CONNECT_FAILURES = new Set(["ECONNREFUSED", "UND_ERR_CONNECT_TIMEOUT"]);
 const TIMEOUTS = new Set(["UND_ERR_CONNECT_TIMEOUT", "UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT"]);
@@ -538,6 +549,25 @@ export class Upstream {
     });
     await res.body.dump();
     return res.statusCode;
+  }
+
+  /**
+   * A target for a WebSocket tunnel (websocket.ts), picked as forward() picks one (balancer, health, ejections),
+   * with what opening a connection to it needs; undefined when none is available. `outcome` reports the
+   * target's answer status (or undefined: no answer) to outlier detection.
+   */
+  tunnelTarget(key: string): TunnelTarget | undefined {
+    const index = this.#targets.pick(key);
+    if (index === undefined) return undefined;
+    const options = this.#options;
+    return {
+      url: options.targets[index] as URL,
+      connectTimeoutMs: options.connectTimeoutMs,
+      readTimeoutMs: options.readTimeoutMs,
+      preserveHost: options.preserveHost,
+      tls: options.tls ?? {},
+      outcome: (status) => this.#targets.outcome(index, status),
+    };
   }
 
   /** Whether a target takes requests now: healthy (when checked) and not ejected. For tests and diagnostics. */

@@ -25,6 +25,17 @@ export interface ListenerHooks {
   /** Judges a new TLS connection; undefined closes it before any HTTP byte is read. */
   admit(socket: TLSSocket, listener: CompiledListener): ConnectionState | undefined;
   request(req: GatewayRequest, res: GatewayResponse, listener: CompiledListener): void;
+  /**
+   * An HTTP/1.1 `Upgrade` request (WebSocket): the socket has left Node's HTTP parser and is answered or
+   * tunnelled by the hook; `opened` once a tunnel is open. Without this hook such a connection is closed.
+   */
+  upgrade?(
+    req: IncomingMessage,
+    socket: TLSSocket,
+    head: Buffer,
+    listener: CompiledListener,
+    opened: () => void,
+  ): void;
   /** Counts an open connection by standing; the tracker follows its changes and its close. */
   trackConnection(listener: CompiledListener, authenticated: boolean): ConnectionTracker;
   /** A connection a limit closed: evicted (idle, to make room), refused (no room) or closed. */
@@ -60,11 +71,17 @@ interface Tracked {
   readonly tracker: ConnectionTracker;
   /** Set when the connection speaks HTTP/2. */
   session: Http2Session | undefined;
+  /** Set once an HTTP/1.1 `Upgrade` request took the connection (a WebSocket tunnel, or its refusal). */
+  upgraded?: boolean;
 }
 
-/** HTTP/1.1 idle timeout: close the connection unless a request is in flight (`this`: the socket). */
+/**
+ * HTTP/1.1 idle timeout: close the connection unless a request is in flight (`this`: the socket). An upgraded
+ * connection (WebSocket) is closed after the idle timeout without a byte either way (reads and writes reset it).
+ */
 function closeIfIdle(this: TLSSocket): void {
-  if ((trackedOf(this)?.slot.inFlight ?? 0) === 0) this.destroy();
+  const tracked = trackedOf(this);
+  if (tracked?.upgraded || (tracked?.slot.inFlight ?? 0) === 0) this.destroy();
 }
 
 /** HTTP/2 idle timeout: GOAWAY (`this`: the session). */
@@ -147,6 +164,10 @@ export class ListenerServer {
       }
       if (this.#draining) session.close();
     });
+    // With a listener here, Node hands every HTTP/1.1 `Upgrade` request over with its socket (none: a normal request).
+    this.#server.on("upgrade", (req: IncomingMessage, socket: TLSSocket, head: Buffer) =>
+      this.#upgrade(req, socket, head),
+    );
     this.#server.on("request", (req: GatewayRequest, res: GatewayResponse) => {
       const socket = socketOf(req);
       const tracked = trackedOf(socket);
@@ -213,6 +234,43 @@ export class ListenerServer {
       socket.on("timeout", closeIfIdle);
     }
     socket.on("close", this.#onSocketClose);
+  }
+
+  /**
+   * An upgrade request takes the connection for good: it counts as a request in flight until the socket
+   * closes (never evicted as idle; draining leaves it its grace period), with the idle timeout on inactivity.
+   */
+  #upgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
+    // Node removed its own error listener from the socket along with the parser.
+    socket.on("error", () => socket.destroy());
+    const tracked = trackedOf(socket);
+    const upgrade = this.#hooks.upgrade;
+    if (!tracked || !upgrade || this.#draining) {
+      socket.destroy();
+      return;
+    }
+    // Nothing is read until a tunnel relays it (a refusal never reads what follows the request).
+    socket.pause();
+    this.#slots.requestStarted(tracked.slot);
+    tracked.upgraded = true;
+    this.#applyIdleTimeout(tracked);
+    upgrade(req, socket, head, this.#listener, () => this.#tunnelOpened(tracked));
+  }
+
+  /** A tunnel is open: the connection's standing follows its allowed answer, and so does its idle timeout. */
+  #tunnelOpened(tracked: Tracked): void {
+    const { slot, state, tracker } = tracked;
+    if (slot.released) return;
+    const listener = this.#listener;
+    const limited = isLimited(listener, state);
+    if (limited !== slot.limited) {
+      if (!this.#slots.setLimited(slot, limited, listener.limits)) {
+        slot.socket.destroy();
+        return;
+      }
+      tracker.standing(state.authenticated);
+    }
+    this.#applyIdleTimeout(tracked);
   }
 
   /**

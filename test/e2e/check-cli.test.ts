@@ -43,7 +43,7 @@ describe("portcullis check", () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /: ok\n/);
       assert.match(r.stdout, new RegExp(`listeners +demo 127\\.0\\.0\\.1:${port} \\(application\\)`));
-      assert.match(r.stdout, /routes +echo, public-echo/);
+      assert.match(r.stdout, /routes +echo, public-echo, limited-echo, ws-echo/);
     } finally {
       blocker.close();
     }
@@ -51,7 +51,7 @@ describe("portcullis check", () => {
     assert.equal(json.code, 0, json.stderr);
     const out = JSON.parse(json.stdout) as { ok: boolean; routes: string[]; trustStores: string[] };
     assert.equal(out.ok, true);
-    assert.deepEqual(out.routes, ["echo", "public-echo"]);
+    assert.deepEqual(out.routes, ["echo", "public-echo", "limited-echo", "ws-echo"]);
     assert.deepEqual(out.trustStores, ["devices"]);
   });
 

@@ -70,6 +70,34 @@ describe("portcullis demo with --upstream, admin API and a reused directory", ()
     assert.deepEqual(r.json(), { from: "custom-upstream", path: "/echo", device: "device-001" });
   });
 
+  test("the demo's /limited/echo allows a device 5 requests a minute: the 6th is 429 with RateLimit and Retry-After", async () => {
+    const config = parse(readFileSync(join(tmp.dir, "portcullis.yaml"), "utf8")) as {
+      routes: {
+        name: string;
+        paths: string[];
+        plugins?: { name: string; config: Record<string, unknown> }[];
+      }[];
+    };
+    const limited = config.routes.find((r) => r.paths.includes("/limited/echo"));
+    assert.deepEqual(limited?.plugins, [
+      { name: "rate-limit", config: { limit: 5, window: "1m", by: "device" } },
+    ]);
+    assert.match(gw.output(), /for i in \$\(seq 6\); do curl .*\/limited\/echo/, "the banner shows the loop");
+    const statuses: number[] = [];
+    let last: Awaited<ReturnType<typeof curl>> | undefined;
+    for (let i = 0; i < 6; i++) {
+      last = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "device", path: "/limited/echo" });
+      statuses.push(last.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429], last?.body);
+    assert.deepEqual(last?.json(), { message: "API rate limit exceeded", reason: "rate_limited" });
+    assert.match(last?.headers.ratelimit ?? "", /^limit=5, remaining=0, reset=\d+$/);
+    assert.match(last?.headers["retry-after"] ?? "", /^\d+$/);
+    // The limit is the route's: /echo still answers the same device.
+    const other = await curl({ port: gw.ports.demo ?? 0, dir: tmp.dir, device: "device", path: "/echo" });
+    assert.equal(other.status, 200, other.body);
+  });
+
   test("the admin listener serves GET /status behind the bearer token", async () => {
     const url = `http://127.0.0.1:${gw.adminPort}/status`;
     const token = firstToken.trim();
@@ -239,6 +267,21 @@ describe("the demo's enrollment (EST): a one-time token for device-002 at each s
   after(async () => {
     await gw.stop();
     tmp.cleanup();
+  });
+
+  test("the banner's WebSocket one-liner on /ws/echo gets the greeting as device-001, then its echo", async () => {
+    const line = gw
+      .output()
+      .split("\n")
+      .find((l) => l.trim().startsWith("node -e") && l.includes("/ws/echo"));
+    assert.ok(line, "the banner prints a WebSocket command");
+    const run = await new Promise<{ code: number; stdout: string }>((resolve) => {
+      execFile("bash", ["-c", line.trim()], { cwd: tmp.dir, timeout: 20_000 }, (err, stdout) =>
+        resolve({ code: err ? 1 : 0, stdout }),
+      );
+    });
+    assert.equal(run.code, 0, run.stdout);
+    assert.equal(run.stdout, "greeting, x-device-id: device-001\necho: hello\n");
   });
 
   test("the demo writes enroll.token (0600) and prints the enroll command", () => {
