@@ -1,55 +1,23 @@
 // services[] compiled: balancing, health checks, outlier detection and the retry budget in runtime units, and
 // TLS files read and checked at load.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { stringify } from "yaml";
-import { demoConfig } from "../demo/demo-config.ts";
-import { ensureDemoPki } from "../pki/demo-pki.ts";
-import { ConfigError } from "./errors.ts";
-import { loadConfig } from "./load.ts";
 import type { ConfigInput } from "./schema.ts";
+import { compileHarness } from "./testing/compile-harness.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "portcullis-services-"));
+const harness = compileHarness("portcullis-services-");
+const { compile, problems } = harness;
 
 function withService(service: Record<string, unknown>): ConfigInput {
-  const config = structuredClone(
-    demoConfig({
-      mode: "application",
-      port: 0,
-      adminPort: 0,
-      upstream: "http://127.0.0.1:9",
-      store: "sqlite:test.db",
-    }),
-  );
+  const config = harness.base();
   const first = config.services[0] as Record<string, unknown>;
   Object.assign(first, service);
   return config;
 }
 
-async function compile(config: ConfigInput) {
-  const file = join(dir, "portcullis.yaml");
-  writeFileSync(file, stringify(config));
-  return loadConfig(file);
-}
-
-async function problems(config: ConfigInput): Promise<string> {
-  try {
-    await compile(config);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
-    return err.message;
-  }
-  assert.fail("the config was accepted");
-}
-
 describe("services[] traffic policies", () => {
-  before(async () => {
-    await ensureDemoPki(dir);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  before(harness.setUp);
+  after(harness.cleanUp);
 
   test("defaults: round-robin, no health checks, no outlier detection, no budget, no TLS options", async () => {
     const [service] = (await compile(withService({}))).services;

@@ -1,48 +1,18 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { stringify } from "yaml";
-import { demoConfig } from "../demo/demo-config.ts";
-import { ensureDemoPki } from "../pki/demo-pki.ts";
-import { ConfigError } from "./errors.ts";
-import { loadConfig, parseConfigText } from "./load.ts";
+import { parseConfigText } from "./load.ts";
 import type { ConfigInput } from "./schema.ts";
+import { compileHarness } from "./testing/compile-harness.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "portcullis-config-"));
-const base = (): ConfigInput =>
-  structuredClone(
-    demoConfig({
-      mode: "application",
-      port: 0,
-      adminPort: 0,
-      upstream: "http://127.0.0.1:9",
-      store: "sqlite:test.db",
-    }),
-  );
-
-async function compile(config: ConfigInput | string) {
-  const file = join(dir, "portcullis.yaml");
-  writeFileSync(file, typeof config === "string" ? config : stringify(config));
-  return loadConfig(file);
-}
-
-async function problems(config: ConfigInput | string): Promise<string> {
-  try {
-    await compile(config);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
-    return err.message;
-  }
-  assert.fail("the config was accepted");
-}
+const harness = compileHarness("portcullis-config-");
+const { dir, base, compile, problems } = harness;
 
 describe("config compiler", () => {
-  before(async () => {
-    await ensureDemoPki(dir);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  before(harness.setUp);
+  after(harness.cleanUp);
 
   test("the demo config compiles into listeners, trust stores, services and routes", async () => {
     const config = await compile(base());
