@@ -11,7 +11,7 @@ import {
   TokenUnusableError,
 } from "./enrollment-types.ts";
 import { MIGRATIONS } from "./migrations.ts";
-import type { StoreHarness } from "./store-contract.ts";
+import { type StoreHarness, storeTests } from "./store-contract.ts";
 import { eventually } from "./testing/eventually.ts";
 import { type Binding, type DeviceChange, InvalidDeviceError, StoreConflictError } from "./types.ts";
 
@@ -24,8 +24,6 @@ export interface EnrollmentHarness extends StoreHarness {
    */
   seedAtVersion(version: number, device: { readonly id: string; readonly cn: string }): Promise<void>;
 }
-
-type Body = (store: RegistryStore, open: () => Promise<RegistryStore>) => Promise<void>;
 
 const NOW = new Date("2030-01-01T00:00:00.000Z");
 const LATER = (ms: number): Date => new Date(NOW.getTime() + ms);
@@ -98,23 +96,7 @@ export function registerEnrollmentContract(
   name: string,
   makeHarness: () => Promise<EnrollmentHarness>,
 ): void {
-  const withRegistry = (title: string, body: Body) =>
-    test(title, async () => {
-      const harness = await makeHarness();
-      const opened: RegistryStore[] = [];
-      const open = async (): Promise<RegistryStore> => {
-        const store = harness.open();
-        opened.push(store);
-        await store.migrate();
-        return store;
-      };
-      try {
-        await body(await open(), open);
-      } finally {
-        for (const store of opened) await store.close();
-        await harness.cleanup();
-      }
-    });
+  const withRegistry = storeTests(makeHarness);
 
   describe(`EnrollmentStore contract: ${name}`, () => {
     test("migration 2 upgrades a version-1 database and keeps its devices and bindings", async () => {

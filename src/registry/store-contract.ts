@@ -31,16 +31,18 @@ export interface StoreHarness {
 
 const fp = (n: number): string => n.toString(16).padStart(64, "0");
 
-export function registerStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
-  // Every test gets its own database and closes every store it opened.
-  const withStore: WithStore = (
-    title: string,
-    body: (store: DeviceStore, open: () => Promise<DeviceStore>) => Promise<void>,
-  ) =>
+/**
+ * Registers tests that each get a migrated store of type S on a fresh database (and `open` for more on the same
+ * one), closing every store they opened and cleaning the database up, whatever the outcome.
+ */
+export function storeTests<S extends DeviceStore>(
+  makeHarness: () => Promise<{ open(): S; cleanup(): Promise<void> }>,
+): (title: string, body: (store: S, open: () => Promise<S>) => Promise<void>) => void {
+  return (title, body) =>
     test(title, async () => {
       const harness = await makeHarness();
-      const opened: DeviceStore[] = [];
-      const open = async (): Promise<DeviceStore> => {
+      const opened: S[] = [];
+      const open = async (): Promise<S> => {
         const store = harness.open();
         opened.push(store);
         await store.migrate();
@@ -53,6 +55,10 @@ export function registerStoreContract(name: string, makeHarness: () => Promise<S
         await harness.cleanup();
       }
     });
+}
+
+export function registerStoreContract(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  const withStore: WithStore = storeTests(makeHarness);
 
   describe(`DeviceStore contract: ${name}`, () => {
     test("migrations are idempotent: twice on one instance, then from a second instance", async () => {
