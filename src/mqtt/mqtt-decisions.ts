@@ -19,7 +19,9 @@ function policyOf(listener: CompiledListener) {
 }
 
 /** The session dependencies, reading the runtime (which a reload swaps) at each call. */
-export function mqttSessionDeps(runtime: () => AuthorizeDeps): Omit<MqttSessionDeps, "authenticated"> {
+export function mqttSessionDeps(
+  runtime: () => AuthorizeDeps,
+): Omit<MqttSessionDeps, "authenticated" | "connectLimitHit"> {
   return {
     get logger() {
       return runtime().logger;

@@ -14,7 +14,8 @@ import { applyListenerUpdate, listenOn } from "../tls/tls-server.ts";
 import { V5 } from "./answers.ts";
 import { MqttSession, type MqttSessionDeps } from "./mqtt-session.ts";
 
-export type MqttListenerHooks = Omit<ListenerHooks, "request"> & Omit<MqttSessionDeps, "authenticated">;
+export type MqttListenerHooks = Omit<ListenerHooks, "request"> &
+  Omit<MqttSessionDeps, "authenticated" | "connectLimitHit">;
 
 /** ALPN of MQTT over TLS (IANA); clients that send none are served too. */
 const ALPN = ["mqtt"];
@@ -98,6 +99,7 @@ export class MqttListenerServer {
     const tracker = this.#hooks.trackConnection(listener, false);
     const session = new MqttSession(socket, state, listener, {
       ...this.#hooks,
+      connectLimitHit: (limit) => this.#hooks.limitHit(this.#listener, limit, "closed"),
       authenticated: (s) => {
         noteAnswer(s, "allowed");
         if (!this.#slots.setLimited(slot, false, listener.limits)) {

@@ -40,6 +40,8 @@ export interface MqttSessionDeps {
   recheck(state: ConnectionState, listener: CompiledListener): Decision | Promise<Decision>;
   /** Records a refusal the gateway made after the CONNECT's verdict (a topic, a client id, a recheck). */
   refused(state: ConnectionState, listener: CompiledListener, reason: ReasonCode, detail: string): void;
+  /** A connect limit closed the connection before its CONNECT was allowed (counted like the listeners' limits). */
+  connectLimitHit(limit: "connectTimeout" | "maxConnectBytes"): void;
   /** The connection is allowed (its standing and limits follow). */
   authenticated(state: ConnectionState): void;
   readonly logger: Logger;
@@ -86,7 +88,9 @@ export class MqttSession {
     });
     // A deadline, not an idle timer: a client trickling bytes cannot hold an unauthenticated slot longer.
     this.#connectDeadline = setTimeout(() => {
-      if (this.#phase !== "bridged") this.close();
+      if (this.#phase === "bridged" || this.#isClosed()) return;
+      this.#deps.connectLimitHit("connectTimeout");
+      this.close();
     }, options.connectTimeoutMs);
     this.#connectDeadline.unref();
     socket.on("timeout", () => this.close());
@@ -126,6 +130,7 @@ export class MqttSession {
         { listener: this.#listener.name, peer: this.state.peer, err: err.message },
         "mqtt packet refused",
       );
+      if (err.tooLarge && this.#phase === "connecting") this.#deps.connectLimitHit("maxConnectBytes");
       this.close(err.tooLarge ? V5.packetTooLarge : V5.malformed, err.message);
       return;
     }

@@ -50,7 +50,12 @@ export interface ListenerHooks {
   proxyProtocol: ProxyProtocolReport;
 }
 
-export type ConnectionLimit = SlotLimit | "maxRefusedRequests";
+export type ConnectionLimit =
+  | SlotLimit
+  | "maxRefusedRequests"
+  /** MQTT listeners: no judged CONNECT by `mqtt.connectTimeout`, or one over `mqtt.maxConnectBytes`. */
+  | "connectTimeout"
+  | "maxConnectBytes";
 
 export interface ConnectionTracker {
   standing(authenticated: boolean): void;

@@ -3,8 +3,10 @@
 // refusals as decisions and metrics; real clients, a real gateway process, the shared Mosquitto broker
 // (random topic prefix and device ids; retained messages cleared at the end).
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
-import { MqttGateway, randomId, SMALL_MAX_PACKET } from "../helpers/mqtt.ts";
+import { connect as tlsConnect } from "node:tls";
+import { MqttGateway, randomId, SMALL_MAX_PACKET, STRICT_MAX_CONNECT } from "../helpers/mqtt.ts";
 import { metricValue, waitFor, within } from "../helpers/registry.ts";
 
 const NOT_AUTHORIZED = 0x87;
@@ -30,6 +32,69 @@ describe("MQTT listeners: live sessions, QoS, sizes, decisions", () => {
     });
   });
   after(() => m.close());
+
+  /** A TLS connection to mqtt-strict with a registered device's certificate; resolves when the gateway closes it. */
+  const closedAfter = async (send: Buffer | undefined, trickle = false): Promise<number> => {
+    const device = m.device("metrics");
+    const socket = tlsConnect({
+      port: m.port("mqtt-strict"),
+      host: "127.0.0.1",
+      servername: "localhost",
+      ca: readFileSync(`${m.tmp.dir}/ca-chain.crt`),
+      cert: readFileSync(device.certFile),
+      key: readFileSync(device.keyFile),
+    });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("secureConnect", resolve);
+      socket.once("error", reject);
+    });
+    const openedAt = performance.now();
+    if (send) socket.write(send);
+    // With `trickle`, one more byte of the CONNECT's body every 400 ms (never all 32 of them).
+    const timer = trickle ? setInterval(() => socket.write(Buffer.from([0])), 400) : undefined;
+    socket.resume();
+    await new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    clearInterval(timer);
+    return performance.now() - openedAt;
+  };
+
+  test("a connection without a CONNECT is closed at connectTimeout, one trickling bytes too; counted", async () => {
+    const limitHits = async (limit: string) =>
+      metricValue(await m.metrics(), "portcullis_connection_limit_hits_total", {
+        listener: "mqtt-strict",
+        limit,
+        action: "closed",
+      }) ?? 0;
+    const before = await limitHits("connectTimeout");
+    const silent = await closedAfter(undefined);
+    assert.ok(
+      silent >= 1500 && silent < 10_000,
+      `closed after ${Math.round(silent)} ms, connectTimeout is 2s`,
+    );
+    // The start of a CONNECT whose rest never comes: a deadline, not an idle timer that each byte restarts.
+    const elapsed = await closedAfter(Buffer.from([0x10, 0x20]), true);
+    assert.ok(elapsed >= 1500 && elapsed < 10_000, `closed after ${Math.round(elapsed)} ms`);
+    await waitFor(
+      async () => (await limitHits("connectTimeout")) === before + 2,
+      5000,
+      "two connectTimeout hits",
+    );
+  });
+
+  test("a CONNECT over maxConnectBytes is refused from its header; counted", async () => {
+    const limitHits = async () =>
+      metricValue(await m.metrics(), "portcullis_connection_limit_hits_total", {
+        listener: "mqtt-strict",
+        limit: "maxConnectBytes",
+        action: "closed",
+      }) ?? 0;
+    const before = await limitHits();
+    // CONNECT with a remaining length of STRICT_MAX_CONNECT + 10 (two-byte varint); the body never needs to come.
+    const length = STRICT_MAX_CONNECT + 10;
+    const elapsed = await closedAfter(Buffer.from([0x10, (length % 128) | 0x80, Math.floor(length / 128)]));
+    assert.ok(elapsed < 1500, `closed after ${Math.round(elapsed)} ms, before connectTimeout`);
+    await waitFor(async () => (await limitHits()) === before + 1, 5000, "one maxConnectBytes hit");
+  });
 
   test("suspending a device disconnects its live MQTT 5 session within a second (DISCONNECT 0x87)", async () => {
     const client = await m.through("mqtt", "suspend").connected();

@@ -336,12 +336,16 @@ type ListenerInput = ConfigInput["listeners"][number];
 
 /** Largest packet on the `mqtt-strict` listener. */
 export const SMALL_MAX_PACKET = 64 * 1024;
+/** Time to a judged CONNECT, and the largest CONNECT, on the `mqtt-strict` listener. */
+export const STRICT_CONNECT_TIMEOUT = "2s";
+export const STRICT_MAX_CONNECT = 1024;
 
 /**
  * Listeners (all to the shared broker, trust store "devices", registry required, topics under the
  * fixture's prefix: `<P>/devices/{deviceId}/#` and `<P>/groups/{group}/#` for publish and subscribe):
  * `mqtt` (application mode, client id and username replaced), `mqtt-hs` (handshake mode), `mqtt-quiet`
- * (hideReason), `mqtt-strict` (clientId and username refuse, maxPacketBytes SMALL_MAX_PACKET).
+ * (hideReason), `mqtt-strict` (clientId and username refuse, maxPacketBytes SMALL_MAX_PACKET, connectTimeout
+ * STRICT_CONNECT_TIMEOUT, maxConnectBytes STRICT_MAX_CONNECT).
  */
 export const MQTT_LISTENERS = ["mqtt", "mqtt-hs", "mqtt-quiet", "mqtt-strict"] as const;
 export type MqttListenerName = (typeof MQTT_LISTENERS)[number];
@@ -411,7 +415,13 @@ export class MqttGateway {
         listener(
           "mqtt-strict",
           {},
-          { clientId: "refuse", username: "refuse", maxPacketBytes: SMALL_MAX_PACKET },
+          {
+            clientId: "refuse",
+            username: "refuse",
+            maxPacketBytes: SMALL_MAX_PACKET,
+            connectTimeout: STRICT_CONNECT_TIMEOUT,
+            maxConnectBytes: STRICT_MAX_CONNECT,
+          },
         ),
       ],
       trustStores: [{ name: "devices", ca: ["ca-chain.crt"] }],
