@@ -154,6 +154,12 @@ export const schemas: Record<string, Json> = {
         },
       },
       store: ref("StoreHealth"),
+      connections: {
+        type: "object",
+        description: "Open device connections on every listener (under --workers, the sum of the workers')",
+        properties: { open: { type: "integer" } },
+        required: ["open"],
+      },
     },
     required: ["status", "version", "uptimeSeconds", "listeners", "store"],
   },

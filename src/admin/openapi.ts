@@ -2,6 +2,7 @@
 // (a test holds them to the router's routes); schemas and shared responses are in openapi-schemas.ts.
 import { createRequire } from "node:module";
 import { DEVICE_STATUSES } from "../registry/types.ts";
+import { consolePaths, consoleSchemas, decisionFilterParameters } from "./console/openapi-console.ts";
 import { expiringPaths, expiringSchemas } from "./expiring-route.ts";
 import { NDJSON_TYPES } from "./import.ts";
 import { enrollmentPaths, enrollmentSchemas } from "./openapi-enrollment.ts";
@@ -97,6 +98,7 @@ const paths: Record<string, Json> = {
           { type: "integer", minimum: 1, maximum: MAX_DECISIONS_LIMIT, default: DEFAULT_DECISIONS_LIMIT },
           "At most this many",
         ),
+        ...decisionFilterParameters,
       ],
       responses: {
         200: { description: "Decisions", content: json(ref("DecisionList")) },
@@ -125,6 +127,11 @@ const paths: Record<string, Json> = {
           "binding",
           { type: "string", examples: ["fingerprint:3f1a…", "uri:spiffe://fleet/device-001"] },
           "kind:value; only the device holding this binding",
+        ),
+        query(
+          "idPrefix",
+          { type: "string", pattern: "^[A-Za-z0-9._:@-]{1,256}$" },
+          "Only devices whose id starts with this (case-sensitive)",
         ),
         query("after", { type: "string" }, "The `next` of the previous page"),
         query(
@@ -240,27 +247,39 @@ const paths: Record<string, Json> = {
   },
 };
 
-/** The document; `enrollment`: the enrollment routes are served (the store keeps tokens and certificates). */
-export function openApiDocument(served: { readonly enrollment: boolean }): Json {
+/**
+ * The document; `enrollment`: the enrollment routes are served (the store keeps tokens and certificates);
+ * `console`: the console's session routes are (admin.console.enabled).
+ */
+export function openApiDocument(served: { readonly enrollment: boolean; readonly console: boolean }): Json {
+  const extraPaths = { ...expiringPaths, ...consolePaths(served.console) };
+  const extraSchemas = { ...expiringSchemas, ...consoleSchemas };
   return {
     openapi: "3.1.0",
     info: {
       title: "Portcullis admin API",
       version,
-      description: "Devices, enrollment, decisions, status and metrics of a Portcullis gateway.",
+      description:
+        "Devices, enrollment, decisions, status and metrics of a Portcullis gateway. Every route takes the " +
+        "bearer token, or the web console's session cookie (POST /console/session); with the cookie, a change " +
+        "(POST, PATCH, DELETE) also needs the session's X-CSRF-Token header.",
     },
     servers: [{ url: "/" }],
     security: [{ bearerAuth: [] }],
-    paths: served.enrollment
-      ? { ...paths, ...expiringPaths, ...enrollmentPaths }
-      : { ...paths, ...expiringPaths },
+    paths: served.enrollment ? { ...paths, ...extraPaths, ...enrollmentPaths } : { ...paths, ...extraPaths },
     components: {
       securitySchemes: {
         bearerAuth: { type: "http", scheme: "bearer", description: "The admin token (admin.tokenFile)" },
+        sessionCookie: {
+          type: "apiKey",
+          in: "cookie",
+          name: "portcullis_session",
+          description: "A console session (POST /console/session); changes also need X-CSRF-Token",
+        },
       },
       schemas: served.enrollment
-        ? { ...schemas, ...expiringSchemas, ...enrollmentSchemas }
-        : { ...schemas, ...expiringSchemas },
+        ? { ...schemas, ...extraSchemas, ...enrollmentSchemas }
+        : { ...schemas, ...extraSchemas },
       responses,
     },
   };

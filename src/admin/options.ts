@@ -12,6 +12,7 @@ export interface MetricsSource {
 import type { CompiledEnrollment } from "../config/compile-enrollment.ts";
 import type { EnrollmentStore } from "../registry/enrollment-types.ts";
 import type { DeviceStore } from "../registry/types.ts";
+import type { TrustSource } from "./console/trust.ts";
 
 export interface AdminStatus {
   readonly status: "ok" | "draining";
@@ -19,6 +20,26 @@ export interface AdminStatus {
   readonly uptimeSeconds: number;
   readonly listeners: readonly { name: string; address: string; port: number; clientAuth: string }[];
   readonly lastReload?: ReloadStatus;
+  /** Open device connections on every listener (under --workers, the sum of the workers'). */
+  readonly connections?: { readonly open: number };
+}
+
+/** The web console (`admin.console`); durations in milliseconds. Every field has a default. */
+export interface AdminConsoleOptions {
+  /** false: no /console/* and no session cookies (the bearer token still works). Default true. */
+  readonly enabled?: boolean;
+  /** Absolute session lifetime; default 12 h. */
+  readonly sessionTtl?: number;
+  /** Idle timeout of a session; default 30 min. */
+  readonly sessionIdleTimeout?: number;
+  /** Sessions at once (oldest evicted); default 64. */
+  readonly maxSessions?: number;
+  /** Concurrent GET /decisions/stream; default 16. */
+  readonly maxEventStreams?: number;
+  /** Heartbeat of the decision streams; default 15 s (tests use less). */
+  readonly heartbeatMs?: number;
+  /** Where the built console is; default dist/console/ of the package. */
+  readonly dir?: string;
 }
 
 /** When the gateway last loaded its config again (absent until the first reload). */
@@ -72,6 +93,10 @@ export interface AdminOptions {
   /** The certificates this node saw devices present (GET /fleet/expiring); none under --workers' primary. */
   readonly fleet?: { current(now: number): readonly SeenCertificate[] };
   readonly tls?: AdminTls;
+  /** The web console and its sessions. */
+  readonly console?: AdminConsoleOptions;
+  /** The trust stores and revocation data GET /trust shows; absent: none. */
+  readonly trust?: () => TrustSource | Promise<TrustSource>;
   /** Unexpected errors (answered 500) are logged here; requests and tokens never are. */
   readonly logger?: Logger;
   /** Cap of a JSON body; 1 MiB by default. */

@@ -11,6 +11,14 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { sendJson } from "../gateway/respond.ts";
 import { bearerTokenMatches } from "./auth.ts";
+import { AdminMetrics } from "./console/admin-metrics.ts";
+import { registerConsoleRoutes } from "./console/console-routes.ts";
+import { DecisionSummary } from "./console/decision-summary.ts";
+import { DecisionStreams } from "./console/event-stream.ts";
+import { defaultConsoleDir } from "./console/package-root.ts";
+import { ConsoleSessions, SESSION_PATH, unauthorized } from "./console/session.ts";
+import { DEFAULT_SESSION_LIMITS } from "./console/session-store.ts";
+import { ConsoleFiles, isStaticPath } from "./console/static-files.ts";
 import { registerDeviceRoutes } from "./devices-routes.ts";
 import { registerEnrollmentRoutes } from "./enrollment-routes.ts";
 import { HttpError, toHttpError } from "./errors.ts";
@@ -24,14 +32,52 @@ export type { AdminOptions, AdminStatus, AdminTls, ReadinessCheck, ReloadStatus 
 
 const SERVER_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 300_000 };
 
+/** What the admin listener keeps besides the router: the console's sessions, streams, summary and metrics. */
+export interface AdminParts {
+  readonly metrics: AdminMetrics;
+  readonly summary: DecisionSummary;
+  readonly streams: DecisionStreams;
+  /** Undefined when the console is off (admin.console.enabled false). */
+  readonly sessions: ConsoleSessions | undefined;
+}
+
+function adminParts(options: AdminOptions): AdminParts {
+  const settings = options.console ?? {};
+  const metrics = new AdminMetrics();
+  return {
+    metrics,
+    summary: new DecisionSummary(options.decisions),
+    streams: new DecisionStreams({
+      decisions: options.decisions,
+      maxStreams: settings.maxEventStreams,
+      heartbeatMs: settings.heartbeatMs,
+      metrics,
+    }),
+    sessions:
+      settings.enabled === false
+        ? undefined
+        : new ConsoleSessions({
+            token: options.token,
+            secure: options.tls !== undefined,
+            limits: {
+              ttlMs: settings.sessionTtl ?? DEFAULT_SESSION_LIMITS.ttlMs,
+              idleMs: settings.sessionIdleTimeout ?? DEFAULT_SESSION_LIMITS.idleMs,
+              maxSessions: settings.maxSessions ?? DEFAULT_SESSION_LIMITS.maxSessions,
+            },
+          }),
+  };
+}
+
 /** The admin API's routes, registered on one router (also what the OpenAPI test walks). */
-export function adminRouter(options: AdminOptions): AdminRouter {
+export function adminRouter(options: AdminOptions, parts: AdminParts = adminParts(options)): AdminRouter {
   const router = new AdminRouter();
-  registerSystemRoutes(router, options);
+  registerSystemRoutes(router, options, () => parts.metrics.text());
   registerExpiringRoute(router, options); // before /devices/{id}, which it takes precedence over
+  registerConsoleRoutes(router, options, parts);
   registerDeviceRoutes(router, options);
   if (options.enrollmentStore) registerEnrollmentRoutes(router, options.enrollmentStore, options);
   registerImportRoute(router, options);
+  parts.sessions?.register(router);
   return router;
 }
 
@@ -64,15 +110,25 @@ function closeIfUnread(req: IncomingMessage): Record<string, string> {
   return hasBody && !req.readableEnded ? { connection: "close" } : {};
 }
 
+function isSessionPath(pathname: string): boolean {
+  return pathname === SESSION_PATH || pathname === `${SESSION_PATH}/`;
+}
+
 export class AdminServer {
   readonly #server: Server;
   readonly #options: AdminOptions;
   readonly #router: AdminRouter;
   readonly #requireClientCert: boolean;
+  readonly #parts: AdminParts;
+  readonly #files: ConsoleFiles | undefined;
 
   constructor(options: AdminOptions) {
     this.#options = options;
-    this.#router = adminRouter(options);
+    this.#parts = adminParts(options);
+    this.#router = adminRouter(options, this.#parts);
+    this.#files = this.#parts.sessions
+      ? new ConsoleFiles(options.console?.dir ?? defaultConsoleDir())
+      : undefined;
     this.#requireClientCert = options.tls ? (options.tls.requestCert ?? options.tls.ca !== undefined) : false;
     this.#server = createServer(options, (req, res) => {
       void this.#handle(req, res);
@@ -90,7 +146,14 @@ export class AdminServer {
       // Probes answer without the token (they reveal only ok / not ready), unless configured otherwise;
       // a client certificate, when the admin listener asks for one, is still required.
       const probe = (this.#options.publicHealth ?? true) && HEALTH_PATHS.has(url.pathname);
-      if (probe) this.#authorizeClientCert(req);
+      // The console's files hold no data and its login takes the token in the body: no bearer needed.
+      if (this.#files && isStaticPath(url.pathname)) {
+        this.#authorizeClientCert(req);
+        await this.#files.serve(req.method ?? "GET", url.pathname, res, startedAt);
+        return;
+      }
+      const session = this.#parts.sessions !== undefined && isSessionPath(url.pathname);
+      if (probe || session) this.#authorizeClientCert(req);
       else this.#authorize(req);
       const match = this.#router.match(req.method ?? "GET", url.pathname);
       if (match.kind === "not-found") throw new HttpError(404, "Not found");
@@ -126,13 +189,12 @@ export class AdminServer {
     }
   }
 
+  /** The bearer token, or a session cookie (with, on a change, its CSRF token and the own origin). */
   #authorize(req: IncomingMessage): void {
     this.#authorizeClientCert(req);
-    if (!bearerTokenMatches(req, this.#options.token)) {
-      throw new HttpError(401, "Unauthorized", {
-        headers: { "www-authenticate": 'Bearer realm="portcullis"' },
-      });
-    }
+    if (bearerTokenMatches(req, this.#options.token)) return;
+    if (this.#parts.sessions?.authorize(req)) return;
+    throw unauthorized();
   }
 
   listen(host = this.#options.host, port = this.#options.port): Promise<AddressInfo> {
@@ -146,6 +208,9 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
+    this.#parts.streams.closeAll();
+    this.#parts.summary.close();
+    this.#parts.sessions?.store.clear();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();

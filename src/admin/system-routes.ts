@@ -2,6 +2,7 @@
 // decisions and the OpenAPI document.
 import type { ServerResponse } from "node:http";
 import { elapsedMs, LATENCY_HEADER, sendJson } from "../gateway/respond.ts";
+import { isEmptyFilter, matchesDecision } from "./console/decision-filter.ts";
 import { openApiDocument } from "./openapi.ts";
 import type { AdminOptions, ReadinessCheck } from "./options.ts";
 import type { AdminRouter } from "./router.ts";
@@ -37,7 +38,12 @@ function probeText(checks: readonly ReadinessCheck[], what: string, verbose: boo
   return `${[...lines, ok ? "ok" : `${what} check failed`].join("\n")}\n`;
 }
 
-export function registerSystemRoutes(router: AdminRouter, options: AdminOptions): void {
+/** `ownMetrics`: the admin listener's own metrics, appended to the gateway's. */
+export function registerSystemRoutes(
+  router: AdminRouter,
+  options: AdminOptions,
+  ownMetrics?: () => Promise<string>,
+): void {
   router.add("GET", "/healthz", ({ res, query, startedAt }) => {
     res.setHeader("cache-control", "no-store");
     sendText(res, "text/plain; charset=utf-8", probeText([], "healthz", query.has("verbose")), startedAt);
@@ -72,17 +78,32 @@ export function registerSystemRoutes(router: AdminRouter, options: AdminOptions)
   });
 
   router.add("GET", "/metrics", async ({ res, startedAt }) => {
-    sendText(res, options.metrics.contentType, await options.metrics.text(), startedAt);
+    const own = (await ownMetrics?.()) ?? "";
+    const text = await options.metrics.text();
+    const joined = own === "" || text.endsWith("\n") ? text + own : `${text}\n${own}`;
+    sendText(res, options.metrics.contentType, joined, startedAt);
   });
 
   router.add("GET", "/decisions", ({ res, query, startedAt }) => {
-    const { limit } = parseOrThrow(decisionsQuery, queryObject(query), "query", 400);
-    sendJson(res, 200, { decisions: options.decisions.recent(limit) }, startedAt);
+    const { limit, ...filter } = parseOrThrow(decisionsQuery, queryObject(query), "query", 400);
+    const { decisions } = options;
+    const found = isEmptyFilter(filter)
+      ? decisions.recent(limit)
+      : decisions
+          .recent(decisions.size)
+          .filter((r) => matchesDecision(filter, r))
+          .slice(0, limit);
+    sendJson(res, 200, { decisions: found }, startedAt);
   });
 
   let document: string | undefined;
   router.add("GET", "/openapi.json", ({ res, startedAt }) => {
-    document ??= JSON.stringify(openApiDocument({ enrollment: options.enrollmentStore !== undefined }));
+    document ??= JSON.stringify(
+      openApiDocument({
+        enrollment: options.enrollmentStore !== undefined,
+        console: options.console?.enabled !== false,
+      }),
+    );
     sendText(res, "application/json; charset=utf-8", document, startedAt);
   });
 }

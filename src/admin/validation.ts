@@ -3,6 +3,7 @@
 import { z } from "zod";
 import { normalizeFingerprint } from "../identity/certificate.ts";
 import { BINDING_KINDS, type Binding, DEVICE_STATUSES } from "../registry/types.ts";
+import { decisionFilterFields } from "./console/decision-filter.ts";
 import { type FieldError, formatFieldPath, HttpError } from "./errors.ts";
 
 export const MAX_BINDINGS = 32;
@@ -188,7 +189,13 @@ const bindingParam = z.string().transform((text, ctx) => {
   return z.NEVER;
 });
 
+/** A prefix of a device id: the characters an id may hold (so that no escaping is ever needed). */
+export const idPrefixParam = z
+  .string()
+  .regex(/^[A-Za-z0-9._:@-]{1,256}$/, "expected 1 to 256 letters, digits, '.', '_', ':', '@' or '-'");
+
 export const listQuery = z.strictObject({
+  idPrefix: idPrefixParam.optional(),
   status: deviceStatus.optional(),
   group: groupName.optional(),
   binding: bindingParam.optional(),
@@ -198,6 +205,7 @@ export const listQuery = z.strictObject({
 
 export const decisionsQuery = z.strictObject({
   limit: limitParam(DEFAULT_DECISIONS_LIMIT, MAX_DECISIONS_LIMIT),
+  ...decisionFilterFields,
 });
 
 export function fieldErrors(error: z.ZodError, prefix: readonly PropertyKey[] = []): FieldError[] {

@@ -492,6 +492,7 @@ function banner(o: {
     `  gateway   https://${HOST}:${o.port}  (also https://localhost:${o.port}, https://127.0.0.1:${o.port})`,
     `  mqtt      mqtts://localhost:${o.mqttPort}  (bridged to ${o.mqttBroker}${o.brokerUp ? "" : ", which does not answer yet"})`,
     `  admin     http://127.0.0.1:${o.adminPort}  (bearer token in admin.token)`,
+    `  console   http://127.0.0.1:${o.adminPort}/console/  (web console: log in with the token in admin.token)`,
     `  upstream  ${o.upstream}${o.echo ? "  (built-in echo)" : ""}`,
     `  files     ${o.dir}`,
     ...(o.workers > 1 ? [`  workers   ${o.workers} (node:cluster, one port)`] : []),
@@ -514,6 +515,8 @@ function banner(o: {
     ...mqttBlock(o),
     "# the admin API",
     `  curl -H "Authorization: Bearer $(cat admin.token)" http://127.0.0.1:${o.adminPort}/status`,
+    `# the web console (fleet, live denials, certificate expiry, trust): open http://127.0.0.1:${o.adminPort}/console/ and paste the token that this prints`,
+    "  cat admin.token",
     "",
     "Press Ctrl-C to stop.",
   ].join("\n");

@@ -4,11 +4,12 @@
 import cluster, { type Worker } from "node:cluster";
 import { createRequire } from "node:module";
 import { AggregatorRegistry } from "prom-client";
+import { standaloneTrust } from "../admin/console/standalone-trust.ts";
 import { AdminServer } from "../admin/server.ts";
 import type { CompiledConfig } from "../config/compile.ts";
 import { bindError } from "../gateway/bind-error.ts";
 import { DecisionLog } from "../gateway/decision-log.ts";
-import type { DecisionsMessage } from "../gateway/worker-link.ts";
+import type { ConnectionsMessage, DecisionsMessage } from "../gateway/worker-link.ts";
 import { openDeviceStore } from "../registry/open-store.ts";
 
 const { version } = createRequire(import.meta.url)("../../package.json") as { version: string };
@@ -28,10 +29,16 @@ export async function startPrimaryAdmin(
   const store = openDeviceStore(config.store.url);
   await store.migrate();
   const decisions = new DecisionLog(admin.decisionsKept);
-  const onMessage = (_worker: Worker, message: DecisionsMessage) => {
+  // Each worker's open connections, as it last reported them (GET /status sums them).
+  const open = new Map<number, number>();
+  const onMessage = (worker: Worker, message: DecisionsMessage | ConnectionsMessage) => {
     if (message?.type === "portcullis:decisions") for (const r of message.records) decisions.record(r);
+    else if (message?.type === "portcullis:connections") open.set(worker.id, message.open);
   };
+  const onExit = (worker: Worker) => open.delete(worker.id);
   cluster.on("message", onMessage);
+  cluster.on("exit", onExit);
+  const trust = standaloneTrust(config.trustStores);
   const aggregator = new AggregatorRegistry();
   const startedAt = Date.now();
   const server = new AdminServer({
@@ -43,6 +50,8 @@ export async function startPrimaryAdmin(
     enrollmentStore: store,
     enrollment: () => config.enrollment,
     decisions,
+    console: admin.console,
+    trust: () => trust.source(),
     publicHealth: admin.publicHealth,
     // Ready once a worker listens on every listener (the workers report their bound ports).
     readiness: () => {
@@ -59,6 +68,7 @@ export async function startPrimaryAdmin(
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       configGeneration: config.generation,
       workers: Object.values(cluster.workers ?? {}).filter((w) => w?.isConnected()).length,
+      connections: { open: [...open.values()].reduce((a, b) => a + b, 0) },
       listeners: config.listeners.map((l) => ({
         name: l.name,
         address: l.host,
@@ -74,7 +84,9 @@ export async function startPrimaryAdmin(
     port,
     async close() {
       cluster.off("message", onMessage);
+      cluster.off("exit", onExit);
       await server.close();
+      await trust.close();
       await store.close();
     },
   };

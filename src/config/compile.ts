@@ -246,6 +246,7 @@ export function compileConfig(config: Config, ctx: CompileContext): CompiledConf
         decisionsKept: spec.decisionsKept,
         publicHealth: spec.publicHealth,
         tls,
+        console: { ...spec.console },
       };
     }
   }

@@ -94,4 +94,14 @@ export interface CompiledAdmin {
   readonly publicHealth: boolean;
   /** Admin over TLS; `ca` (PEM of the admin trust stores) set when a client certificate is required. */
   readonly tls: { readonly cert: string; readonly key: string; readonly ca: string | undefined } | undefined;
+  /** The web console and its sessions (durations in milliseconds). */
+  readonly console: CompiledConsole;
+}
+
+export interface CompiledConsole {
+  readonly enabled: boolean;
+  readonly sessionTtl: number;
+  readonly sessionIdleTimeout: number;
+  readonly maxSessions: number;
+  readonly maxEventStreams: number;
 }

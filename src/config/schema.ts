@@ -462,6 +462,27 @@ const admin = z.strictObject({
   decisionsKept: z.number().int().min(0).max(100_000).default(1000),
   /** GET /healthz and GET /readyz answer without the bearer token (probes of a load balancer, Kubernetes). */
   publicHealth: z.boolean().default(true),
+  /** The web console under /console/ and its session cookies. */
+  console: z
+    .strictObject({
+      /** false: /console/* answers 404 and session cookies are not accepted (the bearer token still is). */
+      enabled: z.boolean().default(true),
+      /** Absolute lifetime of a console session. */
+      sessionTtl: duration.default(12 * 3_600_000),
+      /** A session unused this long ends. */
+      sessionIdleTimeout: duration.default(30 * 60_000),
+      /** Sessions kept at once; a new login evicts the oldest. */
+      maxSessions: z.number().int().min(1).max(10_000).default(64),
+      /** Concurrent GET /decisions/stream connections; one more is answered 429. */
+      maxEventStreams: z.number().int().min(1).max(1_000).default(16),
+    })
+    .default({
+      enabled: true,
+      sessionTtl: 12 * 3_600_000,
+      sessionIdleTimeout: 30 * 60_000,
+      maxSessions: 64,
+      maxEventStreams: 16,
+    }),
 });
 
 const store = z.strictObject({

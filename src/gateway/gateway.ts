@@ -275,6 +275,13 @@ export class Gateway implements Observability {
     for (const listener of this.#listeners) yield* listener.connections();
   }
 
+  /** Open device connections on every listener (GET /status). */
+  #openConnections(): number {
+    let open = 0;
+    for (const _ of this.#connections()) open++;
+    return open;
+  }
+
   async #start(): Promise<void> {
     const { logger, config } = this;
     const listening: { listener: string; address: string; port: number }[] = [];
@@ -339,7 +346,7 @@ export class Gateway implements Observability {
       listening.push({ listener: listener.name, address: address.address, port: address.port });
     }
     if (adminInPrimary()) {
-      this.#unlink = linkToPrimary(this.decisions, this.metrics);
+      this.#unlink = linkToPrimary(this.decisions, this.metrics, () => this.#openConnections());
     } else if (config.admin) {
       const { tls } = config.admin;
       this.#admin = new AdminServer({
@@ -357,6 +364,8 @@ export class Gateway implements Observability {
         fleet: this.metrics.fleet,
         logger,
         tls: tls ? { cert: tls.cert, key: tls.key, ca: tls.ca } : undefined,
+        console: config.admin.console,
+        trust: () => ({ trustStores: this.config.trustStores, revocation: this.#runtime.revocation }),
       });
       const { host, port } = config.admin;
       this.#adminPort = (
@@ -467,6 +476,7 @@ export class Gateway implements Observability {
       uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
       configGeneration: this.config.generation,
       ...(this.#lastReload ? { lastReload: this.#lastReload } : {}),
+      connections: { open: this.#openConnections() },
       listeners: this.listeners.map((l) => ({
         name: l.name,
         address: l.host,

@@ -13,19 +13,42 @@ export interface DecisionsMessage {
   readonly records: readonly DecisionRecord[];
 }
 
+/** A worker's open device connections, sent when the count changes (the primary's GET /status sums them). */
+export interface ConnectionsMessage {
+  readonly type: "portcullis:connections";
+  readonly open: number;
+}
+
 const FLUSH_MS = 200;
 const MAX_BATCH = 500;
+const CONNECTIONS_MS = 1000;
 
 export function adminInPrimary(): boolean {
   return cluster.isWorker && process.env[ADMIN_IN_PRIMARY_ENV] === "1";
 }
 
-/** In a worker: serves the primary's metrics requests and forwards decisions. Returns a stop function. */
-export function linkToPrimary(decisions: DecisionLog, metrics: GatewayMetrics): () => void {
+/**
+ * In a worker: serves the primary's metrics requests, forwards decisions and reports its open connections.
+ * Returns a stop function.
+ */
+export function linkToPrimary(
+  decisions: DecisionLog,
+  metrics: GatewayMetrics,
+  connections: () => number = () => 0,
+): () => void {
   AggregatorRegistry.setRegistries([metrics.registry]);
   new AggregatorRegistry(); // installs the worker's answer to the primary's metrics requests
   const worker = cluster.worker?.id;
   let batch: DecisionRecord[] = [];
+  let reported: number | undefined;
+  const report = () => {
+    const open = connections();
+    if (open === reported || !process.connected) return;
+    reported = open;
+    process.send?.({ type: "portcullis:connections", open } satisfies ConnectionsMessage);
+  };
+  const reporter = setInterval(report, CONNECTIONS_MS);
+  reporter.unref();
   const flush = () => {
     if (batch.length === 0 || !process.connected) return;
     process.send?.({ type: "portcullis:decisions", records: batch } satisfies DecisionsMessage);
@@ -40,6 +63,7 @@ export function linkToPrimary(decisions: DecisionLog, metrics: GatewayMetrics): 
   return () => {
     unsubscribe();
     clearInterval(timer);
+    clearInterval(reporter);
     flush();
   };
 }

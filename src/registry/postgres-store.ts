@@ -42,12 +42,13 @@ import {
   type DevicePage,
   type DevicePatch,
   type DeviceQuery,
+  type DeviceStatus,
   type ImportOptions,
   type NewDevice,
   type StoreHealth,
   StoreUnavailableError,
 } from "./types.ts";
-import { normalizeNewDevice, normalizePatch, normalizeQuery } from "./validate.ts";
+import { normalizeNewDevice, normalizePatch, normalizeQuery, prefixRange, statusCounts } from "./validate.ts";
 
 export interface PostgresStoreOptions {
   /** postgres://… */
@@ -166,6 +167,10 @@ export class PostgresDeviceStore implements RegistryStore {
     const where: string[] = [];
     const params: unknown[] = [];
     const param = (value: unknown): string => `$${params.push(value)}`;
+    if (q.idPrefix !== undefined) {
+      const { low, high } = prefixRange(q.idPrefix);
+      where.push(`d.id >= ${param(low)} AND d.id < ${param(high)}`);
+    }
     if (q.status !== undefined) where.push(`d.status = ${param(q.status)}`);
     if (q.group !== undefined) where.push(`d.groups @> ARRAY[${param(q.group)}::text]`);
     if (q.binding !== undefined) {
@@ -180,6 +185,14 @@ export class PostgresDeviceStore implements RegistryStore {
     const rows = await this.#query<DeviceRow>(sql, params);
     const devices = rows.slice(0, q.limit).map(toDevice);
     return { devices, next: rows.length > q.limit ? devices.at(-1)?.id : undefined };
+  }
+
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    const rows = await this.#query<{ status: string; n: string }>(
+      "SELECT status, count(*) AS n FROM devices GROUP BY status",
+      [],
+    );
+    return statusCounts(rows);
   }
 
   async create(input: NewDevice): Promise<Device> {

@@ -59,6 +59,7 @@ import {
   type DevicePage,
   type DevicePatch,
   type DeviceQuery,
+  type DeviceStatus,
   type ImportOptions,
   ImportRejectedError,
   type NewDevice,
@@ -73,6 +74,8 @@ import {
   normalizeNewDevice,
   normalizePatch,
   normalizeQuery,
+  prefixRange,
+  statusCounts,
   unionBindings,
 } from "./validate.ts";
 
@@ -160,6 +163,11 @@ export class SqliteDeviceStore implements RegistryStore {
     const q = normalizeQuery(query);
     const where: string[] = [];
     const params: (string | number)[] = [];
+    if (q.idPrefix !== undefined) {
+      const { low, high } = prefixRange(q.idPrefix);
+      where.push("d.id >= ? AND d.id < ?");
+      params.push(low, high);
+    }
     if (q.status !== undefined) {
       where.push("d.status = ?");
       params.push(q.status);
@@ -184,6 +192,13 @@ export class SqliteDeviceStore implements RegistryStore {
     ) as unknown as DeviceRow[];
     const devices = rows.slice(0, q.limit).map(toDevice);
     return { devices, next: rows.length > q.limit ? devices.at(-1)?.id : undefined };
+  }
+
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    const rows = this.#run(() =>
+      this.#tables.stmt("SELECT status, count(*) AS n FROM devices GROUP BY status").all(),
+    ) as unknown as { status: string; n: number }[];
+    return statusCounts(rows);
   }
 
   async create(input: NewDevice): Promise<Device> {

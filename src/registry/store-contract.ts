@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { MIGRATIONS } from "./migrations.ts";
 import { registerLiveCases } from "./store-contract-live.ts";
+import { registerQueryCases } from "./store-contract-queries.ts";
 import {
   DeviceExistsError,
   DeviceNotFoundError,
@@ -354,5 +355,6 @@ export function registerStoreContract(name: string, makeHarness: () => Promise<S
     });
 
     registerLiveCases(withStore);
+    registerQueryCases(withStore);
   });
 }

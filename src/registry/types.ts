@@ -49,6 +49,8 @@ export interface DevicePatch {
 }
 
 export interface DeviceQuery {
+  /** Only devices whose id starts with this (a range on the primary key: index-friendly). */
+  readonly idPrefix?: string;
   readonly status?: DeviceStatus;
   readonly group?: string;
   readonly binding?: Binding;
@@ -147,6 +149,8 @@ export interface DeviceStore {
   findByAnyBinding?(bindings: readonly Binding[]): Promise<Device | undefined>;
   get(id: string): Promise<Device | undefined>;
   list(query: DeviceQuery): Promise<DevicePage>;
+  /** How many devices have each status (every status present, 0 when none), in one indexed query. */
+  countByStatus(): Promise<Record<DeviceStatus, number>>;
   create(device: NewDevice): Promise<Device>;
   update(id: string, patch: DevicePatch): Promise<Device>;
   delete(id: string): Promise<void>;

@@ -242,11 +242,42 @@ export function normalizeQuery(query: DeviceQuery): DeviceQuery {
   if (!(Number.isSafeInteger(query.limit) && query.limit >= 1 && query.limit <= MAX_PAGE)) {
     return bad(`limit must be an integer from 1 to ${MAX_PAGE}`);
   }
+  if (query.idPrefix !== undefined && !(typeof query.idPrefix === "string" && query.idPrefix.length > 0)) {
+    return bad("idPrefix must be a non-empty string");
+  }
+  if (query.idPrefix !== undefined && query.idPrefix.length > MAX_ID) {
+    return bad(`idPrefix is at most ${MAX_ID} characters`);
+  }
   return {
     limit: query.limit,
+    ...(query.idPrefix !== undefined && { idPrefix: query.idPrefix }),
     ...(query.status !== undefined && { status: validateStatus(query.status) }),
     ...(query.group !== undefined && { group: String(query.group) }),
     ...(query.binding !== undefined && { binding: normalizeBinding(query.binding) }),
     ...(query.after !== undefined && { after: String(query.after) }),
   };
+}
+
+/**
+ * The id range `[low, high)` holding exactly the ids that start with `prefix` in byte order (SQLite's BINARY
+ * collation, PostgreSQL's "C"): `high` is the prefix with its last character's code point plus one. Bound as
+ * parameters, never spliced into SQL or a LIKE pattern, so nothing needs escaping.
+ */
+export function prefixRange(prefix: string): { low: string; high: string } {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  // In the BMP below the surrogates, UTF-8 byte order is code point order: the successor is exact.
+  if (last < 0xd7ff) return { low: prefix, high: prefix.slice(0, -1) + String.fromCharCode(last + 1) };
+  return { low: prefix, high: `${prefix}\u{10ffff}` };
+}
+
+/** Every status with its count (0 for those absent from `rows`). */
+export function statusCounts(
+  rows: readonly { status: string; n: number | string }[],
+): Record<DeviceStatus, number> {
+  const counts = Object.fromEntries(DEVICE_STATUSES.map((s) => [s, 0])) as Record<DeviceStatus, number>;
+  for (const row of rows) {
+    if ((DEVICE_STATUSES as readonly string[]).includes(row.status))
+      counts[row.status as DeviceStatus] = Number(row.n);
+  }
+  return counts;
 }

@@ -10,6 +10,7 @@ import {
   type DevicePage,
   type DevicePatch,
   type DeviceQuery,
+  type DeviceStatus,
   type DeviceStore,
   ImportRejectedError,
   type NewDevice,
@@ -25,6 +26,7 @@ import {
   normalizeNewDevice,
   normalizePatch,
   normalizeQuery,
+  statusCounts,
 } from "../../registry/validate.ts";
 
 export class MemoryDeviceStore implements DeviceStore {
@@ -103,6 +105,7 @@ export class MemoryDeviceStore implements DeviceStore {
       .filter(
         (d) =>
           (q.after === undefined || d.id > q.after) &&
+          (q.idPrefix === undefined || d.id.startsWith(q.idPrefix)) &&
           (q.status === undefined || d.status === q.status) &&
           (q.group === undefined || d.groups.includes(q.group)) &&
           (q.binding === undefined || d.id === bound),
@@ -110,6 +113,13 @@ export class MemoryDeviceStore implements DeviceStore {
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const devices = matches.slice(0, q.limit);
     return { devices, next: matches.length > q.limit ? devices.at(-1)?.id : undefined };
+  }
+
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    this.#check();
+    const counts = statusCounts([]);
+    for (const device of this.#devices.values()) counts[device.status]++;
+    return counts;
   }
 
   async create(input: NewDevice): Promise<Device> {

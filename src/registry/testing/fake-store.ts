@@ -5,12 +5,13 @@ import {
   type Device,
   type DeviceChange,
   type DevicePage,
+  type DeviceStatus,
   type DeviceStore,
   type NewDevice,
   type StoreHealth,
   StoreUnavailableError,
 } from "../types.ts";
-import { bindingKey } from "../validate.ts";
+import { bindingKey, statusCounts } from "../validate.ts";
 
 export class FakeStore implements DeviceStore {
   readonly devices = new Map<string, Device>();
@@ -67,6 +68,11 @@ export class FakeStore implements DeviceStore {
   }
   async list(): Promise<DevicePage> {
     return { devices: [...this.devices.values()], next: undefined };
+  }
+  async countByStatus(): Promise<Record<DeviceStatus, number>> {
+    const counts = statusCounts([]);
+    for (const device of this.devices.values()) counts[device.status]++;
+    return counts;
   }
   async create(): Promise<Device> {
     throw new Error("not used");
