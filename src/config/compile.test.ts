@@ -200,6 +200,21 @@ describe("config compiler", () => {
     assert.throws(() => parseConfigText(text("5 seconds"), "f.yaml"), /services\[0\]\.readTimeout/);
   });
 
+  test("handshakeTimeoutMax: 60 s by default, never below handshakeTimeout", async () => {
+    const withLimits = (limits: Record<string, unknown>) => {
+      const config = base();
+      const [listener] = config.listeners;
+      if (listener) (listener as { limits?: unknown }).limits = limits;
+      return config;
+    };
+    const config = await compile(withLimits({ handshakeTimeout: "5s" }));
+    assert.equal(config.listeners[0]?.limits.handshakeTimeoutMax, 60_000);
+    assert.match(
+      await problems(withLimits({ handshakeTimeout: "20s", handshakeTimeoutMax: "15s" })),
+      /listeners\[0\]\.limits\.handshakeTimeoutMax: handshakeTimeoutMax must be at least handshakeTimeout/,
+    );
+  });
+
   test("invalid YAML reports where", async () => {
     assert.match(await problems("listeners:\n  - name: a\n   bad: [\n"), /YAML line \d+ column \d+/);
   });

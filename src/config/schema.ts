@@ -37,30 +37,40 @@ const hostPattern = z.string().min(1);
 
 export const clientAuthMode = z.enum(["handshake", "application", "off"]);
 
-const limits = z.strictObject({
-  /** Time for a TLS handshake to complete. */
-  handshakeTimeout: duration.default(10_000),
-  /** Time for a request's headers to arrive. */
-  headersTimeout: duration.default(10_000),
-  /** Idle time after which an authenticated connection is closed. */
-  idleTimeout: duration.default(120_000),
-  /**
-   * Idle time after which an unauthenticated connection is closed: no valid certificate, or an identity
-   * denied on it (suspended, unregistered, revoked …), whatever it sent before.
-   */
-  unauthenticatedIdleTimeout: duration.default(5_000),
-  /**
-   * Concurrent unauthenticated connections; a new one evicts the one idle the longest, and is closed
-   * at the handshake only when every one has a request in flight.
-   */
-  maxUnauthenticatedConnections: z.number().int().positive().default(256),
-  /** Concurrent connections presenting one certificate; a new one evicts the one idle the longest. */
-  maxConnectionsPerIdentity: z.number().int().positive().default(8),
-  /** A connection whose last this-many requests were all refused (401/403, 400, 404, 421) is closed. */
-  maxRefusedRequests: z.number().int().positive().default(10),
-  /** Concurrent connections in all. */
-  maxConnections: z.number().int().positive().default(10_000),
-});
+const limits = z
+  .strictObject({
+    /**
+     * Time for a TLS handshake to complete, counted in the client's time: while this process was too busy to
+     * read the client (a reconnect storm), the deadline moves on, up to handshakeTimeoutMax in all.
+     */
+    handshakeTimeout: duration.default(10_000),
+    /** The longest a handshake may last however busy the gateway was. */
+    handshakeTimeoutMax: duration.default(60_000),
+    /** Time for a request's headers to arrive. */
+    headersTimeout: duration.default(10_000),
+    /** Idle time after which an authenticated connection is closed. */
+    idleTimeout: duration.default(120_000),
+    /**
+     * Idle time after which an unauthenticated connection is closed: no valid certificate, or an identity
+     * denied on it (suspended, unregistered, revoked …), whatever it sent before.
+     */
+    unauthenticatedIdleTimeout: duration.default(5_000),
+    /**
+     * Concurrent unauthenticated connections; a new one evicts the one idle the longest, and is closed
+     * at the handshake only when every one has a request in flight.
+     */
+    maxUnauthenticatedConnections: z.number().int().positive().default(256),
+    /** Concurrent connections presenting one certificate; a new one evicts the one idle the longest. */
+    maxConnectionsPerIdentity: z.number().int().positive().default(8),
+    /** A connection whose last this-many requests were all refused (401/403, 400, 404, 421) is closed. */
+    maxRefusedRequests: z.number().int().positive().default(10),
+    /** Concurrent connections in all. */
+    maxConnections: z.number().int().positive().default(10_000),
+  })
+  .refine((l) => l.handshakeTimeoutMax >= l.handshakeTimeout, {
+    message: "handshakeTimeoutMax must be at least handshakeTimeout",
+    path: ["handshakeTimeoutMax"],
+  });
 
 const serverCertificate = z.strictObject({
   cert: file,

@@ -302,6 +302,8 @@ export class Gateway implements Observability {
         limit: ConnectionLimit,
         action: "evicted" | "refused" | "closed",
       ) => this.metrics.connectionLimitHits.inc({ listener: current.name, limit, action }),
+      handshakeExtended: (current: CompiledListener) =>
+        this.metrics.handshakeExtensions.inc({ listener: current.name }),
       handshakeFailed: (error: Error, socket: TLSSocket, current: CompiledListener) => {
         const reason = reasonForHandshakeError(error, socket.authorizationError);
         this.metrics.recordHandshakeFailure(current.name, reason);

@@ -65,6 +65,7 @@ export class GatewayMetrics {
   readonly decisions: Counter<"result" | "reason" | "route" | "enforced" | "protocol">;
   readonly requests: Histogram<"route" | "status">;
   readonly handshakeFailures: Counter<"listener" | "reason">;
+  readonly handshakeExtensions: Counter<"listener">;
   readonly connections: Gauge<"listener" | "authenticated">;
   readonly revocationSoftFailures: Counter<"store">;
   readonly notBeforeGraceUses: Counter<"store">;
@@ -137,6 +138,12 @@ export class GatewayMetrics {
       help: "Time from request start to the end of the response, by route and status.",
       labelNames: ["route", "status"],
       buckets: DURATION_BUCKETS,
+      registers,
+    });
+    this.handshakeExtensions = new Counter({
+      name: "portcullis_handshake_deadline_extensions_total",
+      help: "Handshakes given more time past handshakeTimeout because this process was too busy to read them.",
+      labelNames: ["listener"],
       registers,
     });
     this.handshakeFailures = new Counter({

@@ -7,7 +7,8 @@ import type { CompiledListener } from "../config/compile.ts";
 import { capturePeerChainEarly } from "../tls/connection-identity.ts";
 import { ConnectionSlots } from "../tls/connection-slots.ts";
 import { attachConnectionState, type ConnectionState, noteAnswer } from "../tls/connection-state.ts";
-import type { ListenerHooks } from "../tls/listener.ts";
+import { applyHandshakeDeadline } from "../tls/handshake-deadline.ts";
+import { handshakeDeadlineHooks, type ListenerHooks } from "../tls/listener.ts";
 import { acceptProxyProtocol } from "../tls/proxy-protocol.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "../tls/secure-contexts.ts";
 import { applyListenerUpdate, listenOn } from "../tls/tls-server.ts";
@@ -47,6 +48,10 @@ export class MqttListenerServer {
       sessionTimeout: SESSION_TIMEOUT_S,
     });
     this.#server.maxConnections = listener.limits.maxConnections;
+    applyHandshakeDeadline(
+      this.#server,
+      handshakeDeadlineHooks(() => this.#listener, hooks),
+    );
     acceptProxyProtocol(this.#server, () => this.#listener, hooks.proxyProtocol);
     this.#server.on("keylog", (_line: Buffer, socket: TLSSocket) => capturePeerChainEarly(socket));
     this.#server.on("secureConnection", (socket: TLSSocket) => this.#admit(socket));

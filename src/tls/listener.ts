@@ -14,6 +14,7 @@ import type { CompiledListener } from "../config/compile.ts";
 import { capturePeerChainEarly } from "./connection-identity.ts";
 import { ConnectionSlots, type Slot, type SlotLimit } from "./connection-slots.ts";
 import { attachConnectionState, type ConnectionState, connectionStateOf } from "./connection-state.ts";
+import { applyHandshakeDeadline } from "./handshake-deadline.ts";
 import { acceptProxyProtocol, type ProxyProtocolReport } from "./proxy-protocol.ts";
 import { buildSniSelector, SESSION_TIMEOUT_S, type SniSelector } from "./secure-contexts.ts";
 import { applyListenerUpdate, listenOn } from "./tls-server.ts";
@@ -46,6 +47,8 @@ export interface ListenerHooks {
   ): void;
   /** A handshake that failed (handshake mode: bad or missing certificate). */
   handshakeFailed(error: Error, socket: TLSSocket, listener: CompiledListener): void;
+  /** A handshake given more time because this process was too busy to read it (handshake-deadline.ts). */
+  handshakeExtended(listener: CompiledListener): void;
   /** A connection judged for its PROXY protocol header (listeners with `proxyProtocol`). */
   proxyProtocol: ProxyProtocolReport;
 }
@@ -53,6 +56,8 @@ export interface ListenerHooks {
 export type ConnectionLimit =
   | SlotLimit
   | "maxRefusedRequests"
+  /** A handshake the gateway's own load had stretched, refused at handshakeTimeoutMax. */
+  | "handshakeTimeoutMax"
   /** MQTT listeners: no judged CONNECT by `mqtt.connectTimeout`, or one over `mqtt.maxConnectBytes`. */
   | "connectTimeout"
   | "maxConnectBytes";
@@ -150,6 +155,10 @@ export class ListenerServer {
       settings: { maxConcurrentStreams: 128 },
     });
     this.#server.maxConnections = limits.maxConnections;
+    applyHandshakeDeadline(
+      this.#server,
+      handshakeDeadlineHooks(() => this.#listener, hooks),
+    );
     acceptProxyProtocol(this.#server, () => this.#listener, hooks.proxyProtocol);
     this.#server.on("keylog", (_line: Buffer, socket: TLSSocket) => capturePeerChainEarly(socket));
     // Runs before the HTTP layer attaches, so a denied connection never gets an HTTP byte read.
@@ -386,4 +395,16 @@ function isHttp2(socket: TLSSocket): boolean {
 export function socketOf(req: GatewayRequest): TLSSocket | undefined {
   if ("stream" in req && req.stream) return req.stream.session?.socket as TLSSocket | undefined;
   return req.socket as TLSSocket;
+}
+
+/** The handshake deadline's hooks for a listener's server (HTTP and MQTT alike). */
+export function handshakeDeadlineHooks(
+  current: () => CompiledListener,
+  hooks: Pick<ListenerHooks, "handshakeExtended" | "limitHit">,
+) {
+  return {
+    limits: () => current().limits,
+    extended: () => hooks.handshakeExtended(current()),
+    refusedAtMax: () => hooks.limitHit(current(), "handshakeTimeoutMax", "closed"),
+  };
 }

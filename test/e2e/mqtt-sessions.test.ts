@@ -4,6 +4,7 @@
 // (random topic prefix and device ids; retained messages cleared at the end).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { connect as netConnect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { connect as tlsConnect } from "node:tls";
 import { MqttGateway, randomId, SMALL_MAX_PACKET, STRICT_MAX_CONNECT } from "../helpers/mqtt.ts";
@@ -79,6 +80,25 @@ describe("MQTT listeners: live sessions, QoS, sizes, decisions", () => {
       5000,
       "two connectTimeout hits",
     );
+  });
+
+  test("a TCP connection that never starts its TLS handshake is closed at handshakeTimeout; counted", async () => {
+    const failures = async () =>
+      metricValue(await m.metrics(), "portcullis_handshake_failures_total", { listener: "mqtt-strict" }) ?? 0;
+    const before = await failures();
+    const socket = netConnect({ host: "127.0.0.1", port: m.port("mqtt-strict") });
+    socket.on("error", () => undefined);
+    const startedAt = performance.now();
+    const closed = new Promise<number>((resolve) =>
+      socket.once("close", () => resolve(performance.now() - startedAt)),
+    );
+    try {
+      const elapsed = await within(closed, 15_000, "the gateway closing a connection that sent nothing");
+      assert.ok(elapsed >= 1500, `closed after ${Math.round(elapsed)} ms, handshakeTimeout is 2s`);
+    } finally {
+      socket.destroy();
+    }
+    await waitFor(async () => (await failures()) === before + 1, 5000, "one handshake failure");
   });
 
   test("a CONNECT over maxConnectBytes is refused from its header; counted", async () => {

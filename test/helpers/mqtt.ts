@@ -336,6 +336,8 @@ type ListenerInput = ConfigInput["listeners"][number];
 
 /** Largest packet on the `mqtt-strict` listener. */
 export const SMALL_MAX_PACKET = 64 * 1024;
+/** The TLS handshake's deadline on the `mqtt-strict` listener. */
+export const STRICT_HANDSHAKE_TIMEOUT = "2s";
 /** Time to a judged CONNECT, and the largest CONNECT, on the `mqtt-strict` listener. */
 export const STRICT_CONNECT_TIMEOUT = "2s";
 export const STRICT_MAX_CONNECT = 1024;
@@ -414,7 +416,7 @@ export class MqttGateway {
         listener("mqtt-quiet", { hideReason: true }),
         listener(
           "mqtt-strict",
-          {},
+          { limits: { handshakeTimeout: STRICT_HANDSHAKE_TIMEOUT } },
           {
             clientId: "refuse",
             username: "refuse",
