@@ -72,6 +72,8 @@ const REPEAT = Number(args.repeat);
 const DURATION_MS = Math.round(Number(args.duration) * 1000);
 const WARMUP_MS = Math.round(Number(args.warmup) * 1000);
 const CONCURRENCY = Number(args.concurrency);
+/** The keep-alive figure is also taken with this many connections: the loader issue 9's figures came from. */
+const WIDE_CONCURRENCY = 64;
 const IDLE_CONNECTIONS = Number(args.idle);
 if (
   !(
@@ -215,8 +217,9 @@ async function measure(
   expected: (outcome: string) => boolean,
   what: string,
   rep: number,
+  concurrency = CONCURRENCY,
 ): Promise<Sample> {
-  const request = { mode, target: to, concurrency: CONCURRENCY, latency: mode !== "handshake" };
+  const request = { mode, target: to, concurrency, latency: mode !== "handshake" };
   // The warm-up's keep-alive connections stay open into the measured run: it holds no handshakes.
   if (WARMUP_MS > 0) await loadgen.run({ ...request, durationMs: WARMUP_MS, keepOpen: mode !== "handshake" });
   const pids = processTree(subject.proc.pid);
@@ -434,10 +437,11 @@ async function main(): Promise<number> {
         to: (s: Subject) => Target,
         expect: (o: string) => boolean,
         what: string,
+        concurrency = CONCURRENCY,
       ) =>
       (key: string): Task => ({
         key,
-        run: (rep) => measure(lg, s, mode, to(s), expect, what, rep),
+        run: (rep) => measure(lg, s, mode, to(s), expect, what, rep, concurrency),
         ...(s.proc === nginx?.proc
           ? {}
           : {
@@ -445,7 +449,7 @@ async function main(): Promise<number> {
                 await lg.run({
                   mode,
                   target: to(s),
-                  concurrency: CONCURRENCY,
+                  concurrency,
                   durationMs: ONE_OFF_WARMUP_MS,
                   latency: false,
                 });
@@ -482,6 +486,15 @@ async function main(): Promise<number> {
           phase(app, "keepalive", device, ok, "keep-alive h1")("ka.portcullis"),
           ...withNginx("ka.nginx", nginx, (s) => phase(s, "keepalive", device, ok, "keep-alive h1")),
           phase(w2, "keepalive", device, ok, "keep-alive h1")("ka.workers2"),
+        ],
+      },
+      {
+        title: `keep-alive requests through the proxy, HTTP/1.1, ${WIDE_CONCURRENCY} connections (as issue 9 measured)`,
+        tasks: [
+          phase(app, "keepalive", device, ok, "keep-alive h1 wide", WIDE_CONCURRENCY)("kaw.portcullis"),
+          ...withNginx("kaw.nginx", nginx, (s) =>
+            phase(s, "keepalive", device, ok, "keep-alive h1 wide", WIDE_CONCURRENCY),
+          ),
         ],
       },
       {
@@ -577,6 +590,12 @@ async function main(): Promise<number> {
         kinds: ["cpu", "rate", "p50", "p99"],
       },
       {
+        key: "keepAliveWide",
+        label: `(b) keep-alive HTTP/1.1, ${WIDE_CONCURRENCY} connections`,
+        runs: "kaw",
+        kinds: ["cpu", "rate", "p50", "p99"],
+      },
+      {
         key: "keepAliveWorkers2",
         label: "(b) --workers 2 keep-alive HTTP/1.1",
         runs: ["ka.workers2", "ka.nginx"],
@@ -602,6 +621,7 @@ async function main(): Promise<number> {
       handshake: TARGET.handshake,
       handshakeCrl: TARGET.handshake,
       keepAlive: TARGET.keepAlive,
+      keepAliveWide: TARGET.keepAlive,
       http2: TARGET.keepAlive,
       idle: TARGET.idleMemory,
       rejection: TARGET.rejection,

@@ -44,21 +44,23 @@ export interface AdminParts {
 function adminParts(options: AdminOptions): AdminParts {
   const settings = options.console ?? {};
   const metrics = new AdminMetrics();
+  const streams = new DecisionStreams({
+    decisions: options.decisions,
+    maxStreams: settings.maxEventStreams,
+    heartbeatMs: settings.heartbeatMs,
+    metrics,
+  });
   return {
     metrics,
     summary: new DecisionSummary(options.decisions),
-    streams: new DecisionStreams({
-      decisions: options.decisions,
-      maxStreams: settings.maxEventStreams,
-      heartbeatMs: settings.heartbeatMs,
-      metrics,
-    }),
+    streams,
     sessions:
       settings.enabled === false
         ? undefined
         : new ConsoleSessions({
             token: options.token,
             secure: options.tls !== undefined,
+            ended: () => streams.endUnauthorized(),
             limits: {
               ttlMs: settings.sessionTtl ?? DEFAULT_SESSION_LIMITS.ttlMs,
               idleMs: settings.sessionIdleTimeout ?? DEFAULT_SESSION_LIMITS.idleMs,

@@ -4,12 +4,14 @@ import { z } from "zod";
 import { enrolledCertificates, expiringDevices } from "../../gateway/fleet-expiry.ts";
 import { sendJson } from "../../gateway/respond.ts";
 import type { IssuedCertificate } from "../../registry/enrollment-types.ts";
+import { bearerTokenMatches } from "../auth.ts";
 import type { AdminOptions } from "../options.ts";
 import type { AdminRouter } from "../router.ts";
 import { limitParam, parseOrThrow, queryObject } from "../validation.ts";
 import { decisionFilterQuery } from "./decision-filter.ts";
 import { type DecisionSummary, SUMMARY_MINUTES } from "./decision-summary.ts";
 import type { DecisionStreams } from "./event-stream.ts";
+import type { ConsoleSessions } from "./session.ts";
 import { trustSnapshot } from "./trust.ts";
 
 /** The expiry histogram's buckets: upper bounds in whole days left (inclusive), the last one open. */
@@ -40,6 +42,7 @@ const summaryQuery = z.strictObject({ minutes: limitParam(SUMMARY_MINUTES, SUMMA
 export interface ConsoleParts {
   readonly summary: DecisionSummary;
   readonly streams: DecisionStreams;
+  readonly sessions: ConsoleSessions | undefined;
 }
 
 export function registerConsoleRoutes(router: AdminRouter, options: AdminOptions, parts: ConsoleParts): void {
@@ -70,7 +73,10 @@ export function registerConsoleRoutes(router: AdminRouter, options: AdminOptions
 
   router.add("GET", "/decisions/stream", ({ req, res, query }) => {
     const filter = parseOrThrow(decisionFilterQuery, queryObject(query), "query", 400);
-    parts.streams.open(req, res, filter);
+    // Opened with a console session (not the bearer token): the stream lives no longer than the session.
+    const found = bearerTokenMatches(req, options.token) ? undefined : parts.sessions?.sessionOf(req);
+    const authorized = found ? () => parts.sessions?.store.use(found.id) !== undefined : undefined;
+    parts.streams.open(req, res, filter, authorized);
   });
 
   router.add("GET", "/trust", async ({ res, startedAt }) => {

@@ -23,8 +23,13 @@ const deny = (over: Partial<DecisionRecord> = {}): DecisionRecord => ({
 });
 
 /** An open stream's text so far, and a way to wait for more. */
-async function openStream(url: string, path: string, signal?: AbortSignal) {
-  const res = await fetch(`${url}${path}`, { headers: { authorization: `Bearer ${TEST_TOKEN}` }, signal });
+async function openStream(
+  url: string,
+  path: string,
+  signal?: AbortSignal,
+  headers: Record<string, string> = { authorization: `Bearer ${TEST_TOKEN}` },
+) {
+  const res = await fetch(`${url}${path}`, { headers, signal });
   let text = "";
   const reader = res.body?.getReader();
   const decoder = new TextDecoder();
@@ -124,6 +129,38 @@ describe("GET /decisions/stream over HTTP", () => {
       await two.cancel();
       await eventually(async () => /^portcullis_admin_event_streams 0$/m.test(await metrics()), "all closed");
       admin.decisions.record(deny()); // nobody listens any more: nothing to write to
+    } finally {
+      await admin.close();
+    }
+  });
+
+  test("a stream opened with a console session ends when the session is logged out; a bearer one goes on", async () => {
+    const admin = await startAdmin();
+    try {
+      const login = await fetch(`${admin.url}/console/session`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: TEST_TOKEN }),
+      });
+      assert.equal(login.status, 201);
+      const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const { csrfToken } = (await login.json()) as { csrfToken: string };
+      const bySession = await openStream(admin.url, "/decisions/stream", undefined, { cookie });
+      const byToken = await openStream(admin.url, "/decisions/stream");
+      await bySession.until((t) => t.includes("retry"));
+      await byToken.until((t) => t.includes("retry"));
+      const logout = await fetch(`${admin.url}/console/session`, {
+        method: "DELETE",
+        headers: { cookie, "x-csrf-token": csrfToken },
+      });
+      assert.equal(logout.status, 204);
+      await assert.rejects(
+        bySession.until(() => false),
+        /stream ended|terminated|other side closed/,
+      );
+      admin.decisions.record(deny({ deviceId: "after-logout" }));
+      await byToken.until((t) => t.includes("after-logout"));
+      await byToken.cancel();
     } finally {
       await admin.close();
     }
@@ -234,4 +271,22 @@ test("DecisionStreams: drops while blocked, reports the count after drain, and u
   streams.closeAll();
   assert.equal(streams.size, 0);
   assert.equal(next.writableEnded, true);
+});
+
+test("DecisionStreams: a session stream ends at the first heartbeat after its session has ended", async () => {
+  const log = new DecisionLog(10);
+  const streams = new DecisionStreams({ decisions: log, heartbeatMs: 20 });
+  let live = true;
+  const bySession = new FakeResponse();
+  const byToken = new FakeResponse();
+  streams.open(fakeRequest, bySession as unknown as ServerResponse, {}, () => live);
+  streams.open(fakeRequest, byToken as unknown as ServerResponse, {});
+  await sleep(60);
+  assert.equal(bySession.writableEnded, false);
+  live = false; // expired, or evicted by newer logins
+  for (let i = 0; i < 50 && !bySession.writableEnded; i++) await sleep(20);
+  assert.equal(bySession.writableEnded, true);
+  assert.equal(byToken.writableEnded, false);
+  assert.equal(streams.size, 1);
+  streams.closeAll();
 });

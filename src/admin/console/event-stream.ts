@@ -24,13 +24,21 @@ class Stream {
   readonly #res: ServerResponse;
   readonly #filter: DecisionFilter;
   readonly #metrics: AdminMetrics | undefined;
+  /** For a stream opened with a console session: whether the session still lives. */
+  readonly authorized: () => boolean;
   #blocked = false;
   #dropped = 0;
 
-  constructor(res: ServerResponse, filter: DecisionFilter, metrics: AdminMetrics | undefined) {
+  constructor(
+    res: ServerResponse,
+    filter: DecisionFilter,
+    metrics: AdminMetrics | undefined,
+    authorized: () => boolean,
+  ) {
     this.#res = res;
     this.#filter = filter;
     this.#metrics = metrics;
+    this.authorized = authorized;
   }
 
   get open(): boolean {
@@ -92,8 +100,17 @@ export class DecisionStreams {
     return this.#streams.size;
   }
 
-  /** Answers the request with a stream; 429 (thrown) when `maxStreams` are open already. */
-  open(req: IncomingMessage, res: ServerResponse, filter: DecisionFilter): void {
+  /**
+   * Answers the request with a stream; 429 (thrown) when `maxStreams` are open already. `authorized` (a
+   * stream opened with a console session) is asked at every heartbeat and by `endUnauthorized`: once the
+   * session has ended (logout, expiry, eviction) the stream ends too.
+   */
+  open(
+    req: IncomingMessage,
+    res: ServerResponse,
+    filter: DecisionFilter,
+    authorized: () => boolean = () => true,
+  ): void {
     if (this.#streams.size >= this.#maxStreams) {
       throw new HttpError(429, "Too many event streams", { headers: { "retry-after": "5" } });
     }
@@ -108,12 +125,21 @@ export class DecisionStreams {
     }
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true, 30_000);
-    const stream = new Stream(res, filter, this.#metrics);
+    const stream = new Stream(res, filter, this.#metrics, authorized);
     this.#streams.add(stream);
     this.#metrics?.eventStreams.inc();
     res.once("close", () => this.#remove(stream));
     stream.write(`retry: ${RETRY_MS}\n\n`);
     this.#start();
+  }
+
+  /** Ends the streams whose session has ended (a logout). */
+  endUnauthorized(): void {
+    for (const stream of [...this.#streams]) {
+      if (stream.authorized()) continue;
+      stream.end();
+      this.#remove(stream);
+    }
   }
 
   /** Ends every stream (the admin listener closes). */
@@ -134,6 +160,7 @@ export class DecisionStreams {
     this.#unsubscribe ??= this.#decisions.onRecord((record) => this.#publish(record));
     if (this.#heartbeat === undefined) {
       this.#heartbeat = setInterval(() => {
+        this.endUnauthorized();
         for (const stream of this.#streams) stream.ping();
       }, this.#heartbeatMs);
       this.#heartbeat.unref();

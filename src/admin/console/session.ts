@@ -32,6 +32,8 @@ export interface ConsoleSessionsOptions {
   readonly limits?: SessionLimits;
   readonly loginLimits?: LoginLimits;
   readonly now?: () => number;
+  /** Called when a session is ended by logout (the live streams opened with it end too). */
+  readonly ended?: () => void;
 }
 
 export class ConsoleSessions {
@@ -39,8 +41,10 @@ export class ConsoleSessions {
   readonly #limiter: LoginLimiter;
   readonly #token: string;
   readonly #secure: boolean;
+  readonly #ended: () => void;
 
   constructor(options: ConsoleSessionsOptions) {
+    this.#ended = options.ended ?? (() => undefined);
     this.store = new SessionStore(options.limits, options.now);
     this.#limiter = new LoginLimiter(options.loginLimits, options.now);
     this.#token = options.token;
@@ -123,6 +127,7 @@ export class ConsoleSessions {
       if (found === undefined) throw unauthorized();
       this.#checkChange(req, found.session);
       this.store.delete(found.id);
+      this.#ended();
       res.writeHead(204, { "set-cookie": this.#cookie("", 0), "cache-control": "no-store" });
       res.end();
     });
