@@ -495,7 +495,7 @@ function markdown(r: Results): string {
   }
   lines.push(
     `| after the storms | ${r.afterStorm.connected.toLocaleString("en-US")} connected, ${r.afterStorm.dropped} dropped, gateway ${mib(r.afterStorm.gatewayRssKiB)} |`,
-    `| the gateway's refusal counters (handshake failures, limit hits) | ${JSON.stringify(r.gatewayRefusals.total)} |`,
+    `| the gateway's refusal counters (handshake failures, limit hits) and handshake deadline extensions | ${JSON.stringify(r.gatewayRefusals.total)} |`,
     "",
   );
   return lines.join("\n");

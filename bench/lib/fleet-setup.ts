@@ -13,7 +13,8 @@ export const FLEET_PATH = "/echo";
 
 /**
  * The gateway's refusal counters from its admin API's /metrics, summed over workers: handshake failures
- * and connection-limit hits by their labels (without `worker`).
+ * and connection-limit hits by their labels (without `worker`), and the handshake deadline's extensions
+ * (handshakes the gateway's own load had delayed, given more time).
  */
 export async function refusalCounters(adminPort: number, tokenFile: string): Promise<Record<string, number>> {
   const token = (await import("node:fs")).readFileSync(tokenFile, "utf8").trim();
@@ -23,7 +24,7 @@ export async function refusalCounters(adminPort: number, tokenFile: string): Pro
   const text = await res.text();
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
-    const m = /^(portcullis_(?:handshake_failures|connection_limit_hits)_total)\{([^}]*)\} (\S+)$/.exec(line);
+    const m = /^(portcullis_(?:handshake_failures|connection_limit_hits|handshake_deadline_extensions)_total)\{([^}]*)\} (\S+)$/.exec(line);
     if (!m) continue;
     const labels = (m[2] ?? "")
       .split(",")
