@@ -1,45 +1,18 @@
 // The admin API's documents, as the console reads them (docs/admin-api.md).
 
-export type DeviceStatus = "active" | "suspended" | "revoked" | "pending";
+import type { DeviceJson } from "../../src/admin/device-json.ts";
+import type { DecisionRecord } from "../../src/gateway/decision-log.ts";
+import type { Binding, DeviceStatus } from "../../src/registry/types.ts";
 
-export interface Binding {
-  readonly kind: string;
-  readonly value: string;
-}
-
-export interface Device {
-  readonly id: string;
-  readonly status: DeviceStatus;
-  readonly bindings: readonly Binding[];
-  readonly groups: readonly string[];
-  readonly metadata: Readonly<Record<string, unknown>>;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly lastSeenAt: string | null;
-  readonly version: number;
-}
+export type { Binding, DeviceStatus };
+export type Device = DeviceJson;
 
 export interface DevicePage {
   readonly devices: readonly Device[];
   readonly next: string | null;
 }
 
-export interface DecisionRecord {
-  readonly at: string;
-  readonly listener: string;
-  readonly route?: string;
-  readonly host?: string;
-  readonly sni?: string;
-  readonly allow: boolean;
-  readonly enforced: boolean;
-  readonly reason?: string;
-  readonly detail?: string;
-  readonly fingerprint?: string;
-  readonly subject?: string;
-  readonly deviceId?: string;
-  readonly resumed?: boolean;
-  readonly worker?: number;
-}
+export type { DecisionRecord };
 
 export interface DecisionSummary {
   readonly minutes: readonly {
