@@ -35,6 +35,7 @@ const { values: args, positionals } = parseArgs({
     cpu: { type: "boolean", default: false },
     compare: { type: "string" },
     nginx: { type: "boolean", default: false },
+    floor: { type: "boolean", default: false },
     repeat: { type: "string", default: "5" },
   },
 });
@@ -137,11 +138,26 @@ async function main(): Promise<void> {
   const upstream = await startFixedUpstream();
   const roots = args.compare ? [ROOT, args.compare] : [ROOT];
   const servers: Server[] = [];
-  const measuring = args.cpu || args.compare !== undefined || args.nginx;
+  const measuring = args.cpu || args.compare !== undefined || args.nginx || args.floor;
   const loadgen = new LoadGenerator();
   try {
     for (const [i, root] of roots.entries()) {
       servers.push(await startServer(root, dir, `server${i}`, upstream.port, !measuring));
+    }
+    if (args.floor) {
+      const pki = await ensureDemoPki(dir);
+      const [port] = await freePorts(1);
+      if (port === undefined) throw new Error("no free port");
+      const proc = ManagedProcess.spawn(
+        "node-floor",
+        process.execPath,
+        [join(ROOT, "bench", "lib", "node-floor-server.ts")],
+        ROOT,
+        { PORT: String(port), DIR: pki.dir, SERVER: process.env.FLOOR_SERVER ?? "https" },
+      );
+      await waitForPorts(proc, [port]);
+      servers.push({ proc, port, profDir: "" });
+      roots.push("node-floor");
     }
     const nginxBinary = args.nginx ? findNginx() : undefined;
     if (args.nginx && !nginxBinary) throw new Error("nginx not found");

@@ -24,7 +24,10 @@ export async function refusalCounters(adminPort: number, tokenFile: string): Pro
   const text = await res.text();
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
-    const m = /^(portcullis_(?:handshake_failures|connection_limit_hits|handshake_deadline_extensions)_total)\{([^}]*)\} (\S+)$/.exec(line);
+    const m =
+      /^(portcullis_(?:handshake_failures|connection_limit_hits|handshake_deadline_extensions)_total)\{([^}]*)\} (\S+)$/.exec(
+        line,
+      );
     if (!m) continue;
     const labels = (m[2] ?? "")
       .split(",")

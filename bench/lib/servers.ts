@@ -18,9 +18,22 @@ export class ManagedProcess {
   readonly exited: Promise<void>;
   #output = "";
 
-  /** Spawns `command` with its output piped (and kept: the last 8 KiB). */
-  static spawn(name: string, command: string, args: string[], cwd: string): ManagedProcess {
-    return new ManagedProcess(name, spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] }));
+  /** Spawns `command` with its output piped (and kept: the last 8 KiB); `env` adds to this process's. */
+  static spawn(
+    name: string,
+    command: string,
+    args: string[],
+    cwd: string,
+    env?: Readonly<Record<string, string>>,
+  ): ManagedProcess {
+    return new ManagedProcess(
+      name,
+      spawn(command, args, {
+        cwd,
+        stdio: ["ignore", "pipe", "pipe"],
+        ...(env ? { env: { ...process.env, ...env } } : {}),
+      }),
+    );
   }
 
   constructor(name: string, child: ChildProcess) {
