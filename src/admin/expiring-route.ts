@@ -21,16 +21,27 @@ const expiringQuery = z.strictObject({
     .transform((text) => Number(text.slice(0, -1)) * (DURATION_UNITS[text.slice(-1)] ?? 1)),
 });
 
+/**
+ * The fleet's certificates expiring within `within` ms of `now` (Infinity: all), soonest first: those this
+ * node saw devices present recently and, when the store keeps them, those enrollment issued.
+ */
+export async function fleetCertificates(
+  options: Pick<AdminOptions, "fleet" | "enrollmentStore">,
+  within: number,
+  now: number,
+): Promise<ReturnType<typeof expiringDevices>> {
+  const store: Pick<EnrollmentStore, "listIssuedCertificates"> | undefined = options.enrollmentStore;
+  const enrolled = store ? await enrolledCertificates(store, now) : new Map<string, IssuedCertificate>();
+  return expiringDevices(options.fleet?.current(now) ?? [], enrolled, within, now);
+}
+
 export function registerExpiringRoute(
   router: AdminRouter,
   options: Pick<AdminOptions, "fleet" | "enrollmentStore">,
 ): void {
   router.add("GET", "/fleet/expiring", async ({ res, query, startedAt }) => {
     const { within } = parseOrThrow(expiringQuery, queryObject(query), "query", 400);
-    const now = Date.now();
-    const store: Pick<EnrollmentStore, "listIssuedCertificates"> | undefined = options.enrollmentStore;
-    const enrolled = store ? await enrolledCertificates(store, now) : new Map<string, IssuedCertificate>();
-    const devices = expiringDevices(options.fleet?.current(now) ?? [], enrolled, within, now);
+    const devices = await fleetCertificates(options, within, Date.now());
     sendJson(
       res,
       200,

@@ -16,7 +16,7 @@ import { registerConsoleRoutes } from "./console/console-routes.ts";
 import { DecisionSummary } from "./console/decision-summary.ts";
 import { DecisionStreams } from "./console/event-stream.ts";
 import { defaultConsoleDir } from "./console/package-root.ts";
-import { ConsoleSessions, SESSION_PATH, unauthorized } from "./console/session.ts";
+import { ConsoleSessions, isSessionPath, unauthorized } from "./console/session.ts";
 import { DEFAULT_SESSION_LIMITS } from "./console/session-store.ts";
 import { ConsoleFiles, isStaticPath } from "./console/static-files.ts";
 import { registerDeviceRoutes } from "./devices-routes.ts";
@@ -110,10 +110,6 @@ function closeIfUnread(req: IncomingMessage): Record<string, string> {
   const hasBody =
     req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
   return hasBody && !req.readableEnded ? { connection: "close" } : {};
-}
-
-function isSessionPath(pathname: string): boolean {
-  return pathname === SESSION_PATH || pathname === `${SESSION_PATH}/`;
 }
 
 export class AdminServer {

@@ -275,11 +275,9 @@ export class Gateway implements Observability {
     for (const listener of this.#listeners) yield* listener.connections();
   }
 
-  /** Open device connections on every listener (GET /status). */
+  /** Open device connections on every listener (GET /status; a worker reports it to the primary each second). */
   #openConnections(): number {
-    let open = 0;
-    for (const _ of this.#connections()) open++;
-    return open;
+    return this.#listeners.reduce((n, l) => n + l.openConnections, 0);
   }
 
   async #start(): Promise<void> {

@@ -126,6 +126,11 @@ export class MqttListenerServer {
     return listenOn(this.#server, this.#listener);
   }
 
+  /** How many sessions are open. */
+  get openConnections(): number {
+    return this.#sessions.size;
+  }
+
   *connections(): Generator<ConnectionState> {
     for (const session of this.#sessions) yield session.state;
   }

@@ -344,6 +344,11 @@ export class ListenerServer {
     return listenOn(this.#server, this.#listener);
   }
 
+  /** How many connections are open (admitted ones, as `connections()` yields them). */
+  get openConnections(): number {
+    return this.#sockets.size;
+  }
+
   /** The state of every open connection (admitted ones: each has one). */
   *connections(): Generator<ConnectionState> {
     for (const socket of this.#sockets) {

@@ -1,10 +1,9 @@
 // The console's data routes (bearer token or session cookie, as every admin route): fleet counts by status,
 // the certificate-expiry histogram, decisions per minute, the live decision stream and the trust stores.
 import { z } from "zod";
-import { enrolledCertificates, expiringDevices } from "../../gateway/fleet-expiry.ts";
 import { sendJson } from "../../gateway/respond.ts";
-import type { IssuedCertificate } from "../../registry/enrollment-types.ts";
 import { bearerTokenMatches } from "../auth.ts";
+import { fleetCertificates } from "../expiring-route.ts";
 import type { AdminOptions } from "../options.ts";
 import type { AdminRouter } from "../router.ts";
 import { limitParam, parseOrThrow, queryObject } from "../validation.ts";
@@ -54,15 +53,7 @@ export function registerConsoleRoutes(router: AdminRouter, options: AdminOptions
 
   router.add("GET", "/fleet/expiry-histogram", async ({ res, query, startedAt }) => {
     parseOrThrow(z.strictObject({}), queryObject(query), "query", 400);
-    const now = Date.now();
-    const store = options.enrollmentStore;
-    const enrolled = store ? await enrolledCertificates(store, now) : new Map<string, IssuedCertificate>();
-    const devices = expiringDevices(
-      options.fleet?.current(now) ?? [],
-      enrolled,
-      Number.POSITIVE_INFINITY,
-      now,
-    );
+    const devices = await fleetCertificates(options, Number.POSITIVE_INFINITY, Date.now());
     sendJson(res, 200, expiryHistogram(devices.map((d) => d.daysLeft)), startedAt);
   });
 

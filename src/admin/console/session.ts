@@ -13,6 +13,11 @@ import { LoginLimiter, type LoginLimits } from "./login-limiter.ts";
 import { type Session, type SessionLimits, SessionStore, sameSecret } from "./session-store.ts";
 
 export const SESSION_PATH = "/console/session";
+
+/** The session route (with or without a trailing slash, as the router matches it). */
+export function isSessionPath(pathname: string): boolean {
+  return pathname === SESSION_PATH || pathname === `${SESSION_PATH}/`;
+}
 export const CSRF_HEADER = "x-csrf-token";
 
 const SAFE_METHODS: ReadonlySet<string> = new Set(["GET", "HEAD"]);

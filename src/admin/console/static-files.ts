@@ -5,7 +5,7 @@ import { readFile, stat } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
 import { extname, join, resolve, sep } from "node:path";
 import { elapsedMs, LATENCY_HEADER } from "../../gateway/respond.ts";
-import { SESSION_PATH } from "./session.ts";
+import { isSessionPath } from "./session.ts";
 
 export const CONSOLE_CSP =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
@@ -37,7 +37,7 @@ const IMMUTABLE = "public, max-age=31536000, immutable";
 
 /** Whether the static handler answers this path: /console and everything below but the session route. */
 export function isStaticPath(pathname: string): boolean {
-  if (pathname === SESSION_PATH || pathname === `${SESSION_PATH}/`) return false;
+  if (isSessionPath(pathname)) return false;
   return pathname === "/console" || pathname.startsWith("/console/");
 }
 
